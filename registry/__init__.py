@@ -1,0 +1,72 @@
+"""Prompt template registry with database-backed versioning.
+
+Prompts leave the code: every save is an immutable numbered version in SQL, labels such as
+``production`` point at versions, and apps fetch, render and run them::
+
+    from registry import Registry
+
+    reg = Registry()  # REGISTRY_DATABASE_URL or sqlite:///registry.db
+    version = reg.get("support-answer")  # label production
+    request = version.render(question="Where is my invoice?").to_request()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .diff import VersionDiff
+from .errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    RenderError,
+    RunError,
+    SchemaError,
+    SecurityError,
+    TemplateSyntaxError,
+    ValidationError,
+)
+from .labels import LabelEvent, LabelMove
+from .registry import Prompt, Registry, Release
+from .rendering import Rendered
+from .versions import PromptVersion
+
+if TYPE_CHECKING:
+    from .runner import RunResult
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # the runner pulls in the anthropic SDK: load it only when asked for
+    if name == "RunResult":
+        from .runner import RunResult
+
+        return RunResult
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")
+
+
+__all__ = [
+    "ConfigurationError",
+    "ConflictError",
+    "LabelEvent",
+    "LabelMove",
+    "NotFound",
+    "PermissionDenied",
+    "Prompt",
+    "PromptVersion",
+    "Registry",
+    "RegistryError",
+    "Release",
+    "RenderError",
+    "RunError",
+    "RunResult",
+    "SchemaError",
+    "SecurityError",
+    "TemplateSyntaxError",
+    "ValidationError",
+    "VersionDiff",
+    "__version__",
+]

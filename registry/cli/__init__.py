@@ -1,0 +1,32 @@
+"""``python manage.py ...``: the command-line interface (click).
+
+Each command group lives in its own module and registers itself on the main group.
+Errors are one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import main
+
+#: modules that add commands to ``main``; each defines ``register(group)``
+COMMAND_MODULES = (
+    "registry.cli.db",
+    "registry.cli.prompts",
+    "registry.cli.serve",
+    "registry.cli.run",
+    "registry.cli.users",
+    "registry.cli.apikeys",
+    "registry.cli.experiments",
+    "registry.cli.suites",
+)
+
+for _module in COMMAND_MODULES:
+    try:
+        importlib.import_module(_module).register(main)
+    except ModuleNotFoundError as exc:  # a capability not installed in this build
+        if exc.name != _module:
+            raise
+
+__all__ = ["main"]

@@ -1,0 +1,154 @@
+"""The variable contract of a version: which variables a template takes, of what type.
+
+A contract maps a variable name to a spec ``{type, required, default, description, sensitive}``.
+Values are checked before rendering: a missing required variable, an unknown extra one and a
+value of the wrong type are :class:`~registry.errors.RenderError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .errors import RenderError, ValidationError
+from .model_settings import describe_pydantic_error
+
+VariableType = Literal["string", "integer", "number", "boolean", "array", "object"]
+
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+}
+
+
+class VariableSpec(BaseModel):
+    """One declared variable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: VariableType = "string"
+    required: bool = True
+    default: Any = None
+    description: str = Field(default="", max_length=2000)
+    sensitive: bool = Field(default=False, description="stored redacted in the run log")
+
+    @model_validator(mode="after")
+    def _default_matches_type(self) -> VariableSpec:
+        if self.default is not None and not _is_type(self.default, self.type):
+            raise ValueError(f"default {self.default!r} is not of type {self.type}")
+        return self
+
+
+def _is_type(value: Any, type_name: str) -> bool:
+    if type_name in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _PYTHON_TYPES[type_name])
+
+
+def validate_contract(variables: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Validate a variable contract and return it normalised (every key spelled out).
+
+    A spec may be a full mapping or just a type name: ``{"question": "string"}``.
+    """
+    if variables is None:
+        return {}
+    if not isinstance(variables, Mapping):
+        raise ValidationError("variables must map names to specs", field="variables")
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in variables.items():
+        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+            raise ValidationError(
+                f"variable name {name!r} is not valid: use letters, digits and _ "
+                "(not starting with a digit, at most 64 characters)",
+                field="variables",
+            )
+        if isinstance(spec, str):
+            spec = {"type": spec}
+        if spec is None:
+            spec = {}
+        try:
+            parsed = VariableSpec.model_validate(spec)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"variable '{name}': {describe_pydantic_error(exc)}", field=f"variables.{name}"
+            ) from None
+        out[name] = parsed.model_dump(mode="json")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    name: str
+    types: tuple[type, ...]
+    type_name: str
+    required: bool
+    default: Any
+    reject_bool: bool
+
+
+class CompiledContract:
+    """A contract turned into a fast checker; built once per immutable version."""
+
+    __slots__ = ("_checks", "_names", "sensitive")
+
+    def __init__(self, contract: Mapping[str, Mapping[str, Any]]) -> None:
+        self._checks = tuple(
+            _Check(
+                name=name,
+                types=_PYTHON_TYPES[spec.get("type", "string")],
+                type_name=spec.get("type", "string"),
+                required=bool(spec.get("required", True)),
+                default=spec.get("default"),
+                reject_bool=spec.get("type", "string") in ("integer", "number"),
+            )
+            for name, spec in contract.items()
+        )
+        self._names = frozenset(contract)
+        self.sensitive = frozenset(n for n, s in contract.items() if s.get("sensitive"))
+
+    def check(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the values to render with (defaults filled in) or raise ``RenderError``."""
+        for key in values:
+            if key not in self._names:
+                known = ", ".join(sorted(self._names)) or "none"
+                raise RenderError(
+                    f"unknown variable '{key}': the contract declares {known}", variable=key
+                )
+        out: dict[str, Any] = {}
+        for c in self._checks:
+            if c.name in values:
+                value = values[c.name]
+                if value is None:
+                    if c.required:
+                        raise RenderError(
+                            f"variable '{c.name}' is required and may not be null", variable=c.name
+                        )
+                elif not isinstance(value, c.types) or (c.reject_bool and isinstance(value, bool)):
+                    raise RenderError(
+                        f"variable '{c.name}' must be of type {c.type_name}, "
+                        f"got {type(value).__name__}",
+                        variable=c.name,
+                    )
+                out[c.name] = value
+            elif c.default is not None:
+                out[c.name] = c.default
+            elif c.required:
+                raise RenderError(f"missing required variable '{c.name}'", variable=c.name)
+            else:
+                out[c.name] = None
+        return out
+
+    def redact(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of the values with every sensitive variable replaced by ``"[redacted]"``."""
+        return {k: ("[redacted]" if k in self.sensitive else v) for k, v in values.items()}

@@ -1,0 +1,187 @@
+"""Engines, sessions and schema management for SQLite (embedded) and PostgreSQL.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout; write transactions start with
+``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing. PostgreSQL relies on row
+locks (``SELECT ... FOR UPDATE``) for the same guarantees.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from .errors import ConfigurationError, SchemaError
+
+#: the Alembic revision this code expects; a test checks it is the head of ``migrations/``
+SCHEMA_REVISION = "0006_suites"
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a database URL; plain ``postgresql://`` means the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigurationError(f"invalid database URL {str(url)!r}: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """Create an engine configured for the registry's concurrency rules."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 60}
+        if memory:
+            kwargs.setdefault("poolclass", StaticPool)
+        engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+        _configure_sqlite(engine, wal=not memory)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+    return sa.create_engine(parsed, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        if wal:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin")
+        if mode == "immediate":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif mode == "deferred":
+            conn.exec_driver_sql("BEGIN")
+        # otherwise: autocommit reads, one statement at a time
+
+
+class Database:
+    """A database the registry lives in: an engine plus read and write session factories."""
+
+    def __init__(self, url: str | URL, **engine_kwargs: Any) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url, **engine_kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.is_sqlite:
+            write_engine = self.engine.execution_options(sqlite_begin="immediate")
+            snapshot_engine = self.engine.execution_options(sqlite_begin="deferred")
+        else:
+            write_engine = snapshot_engine = self.engine
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._snapshot = sessionmaker(snapshot_engine, expire_on_commit=False)
+        self._write = sessionmaker(write_engine, expire_on_commit=False)
+        self._schema_checked = False
+        self._lock = threading.Lock()
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite engine."""
+        return self.dialect == "sqlite"
+
+    def read(self) -> Session:
+        """A session for single-statement reads (autocommit on SQLite)."""
+        return self._read()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only transaction: several statements see one consistent state."""
+        with self._snapshot() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at, or None when it has no schema."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+            return None if row is None else str(row[0])
+
+    def ensure_schema(self, *, auto_upgrade: bool) -> None:
+        """Check the schema is current; upgrade it when allowed, else explain what to run."""
+        if self._schema_checked:
+            return
+        with self._lock:
+            if self._schema_checked:
+                return
+            current = self.current_revision()
+            if current != SCHEMA_REVISION:
+                if auto_upgrade:
+                    upgrade(self)
+                elif current is None:
+                    raise SchemaError(
+                        f"the database {self.url.render_as_string(hide_password=True)} has no "
+                        "registry schema: run `python manage.py init` (or `db upgrade`)"
+                    )
+                else:
+                    raise SchemaError(
+                        f"the database schema is at revision {current} but this code needs "
+                        f"{SCHEMA_REVISION}: run `python manage.py db upgrade`"
+                    )
+            self._schema_checked = True
+
+
+def alembic_config(db: Database | None = None, url: str | None = None) -> Any:
+    """An Alembic ``Config`` pointing at ``migrations/`` and at the given database."""
+    from alembic.config import Config
+
+    if not MIGRATIONS_DIR.is_dir():
+        raise ConfigurationError(f"migrations directory not found at {MIGRATIONS_DIR}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    target = url or (db.url.render_as_string(hide_password=False) if db else None)
+    if target:
+        cfg.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
+    if db is not None:
+        cfg.attributes["engine"] = db.engine
+    return cfg
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Upgrade the schema (creates it on an empty database)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(db), revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    """Downgrade the schema to ``revision`` (``base`` drops every table)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(db), revision)

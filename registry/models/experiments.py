@@ -1,0 +1,3 @@
+"""Tables of the experiments capability (filled in by its issue)."""
+
+from __future__ import annotations

@@ -1,0 +1,90 @@
+"""YAML prompt files (``templates_seed/*.yaml``) and ``seed``: one file, one prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ValidationError
+from .model_settings import describe_pydantic_error
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+
+class PromptFile(BaseModel):
+    """The YAML prompt file format. Unknown keys are errors, not silent defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    settings: dict[str, Any]
+    system: str | None = None
+    messages: list[dict[str, Any]]
+    variables: dict[str, Any] = Field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
+    message: str | None = Field(default=None, description="commit message of the version")
+    tests: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def load_prompt_file(path: Path) -> PromptFile:
+    """Parse and validate one YAML prompt file; errors name the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValidationError(f"{path}: cannot read YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path}: a prompt file must be a mapping with name, settings, messages")
+    try:
+        return PromptFile.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(f"{path}: {describe_pydantic_error(exc)}") from None
+
+
+def prompt_files(directory: Path) -> list[Path]:
+    """The ``*.yaml`` / ``*.yml`` files of a directory, sorted."""
+    if not directory.is_dir():
+        raise ValidationError(f"{directory} is not a directory")
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def save_prompt_file(reg: Registry, pf: PromptFile, *, author: str, source: str) -> tuple[int, bool]:
+    """Create a version from a prompt file (nothing if unchanged); returns (version, created)."""
+    before = {p.name: p.latest_version for p in reg.prompts(search=pf.name, include_archived=True)}
+    version = reg.create_version(
+        pf.name,
+        system=pf.system,
+        messages=pf.messages,
+        settings=pf.settings,
+        variables=pf.variables,
+        output_schema=pf.output_schema,
+        message=pf.message or f"seeded from {source}",
+        author=author,
+        labels=pf.labels,
+        description=pf.description,
+        tags=pf.tags,
+    )
+    _sync_tests(reg, pf, author=author)
+    return version.version, before.get(pf.name, 0) != version.version
+
+
+def _sync_tests(reg: Registry, pf: PromptFile, *, author: str) -> None:
+    """Hand the file's ``tests:`` to the regression-suite module, when it is installed."""
+    try:
+        from .suites import sync_cases_from_file
+    except ImportError:
+        return
+    sync_cases_from_file(reg, pf.name, pf.tests, author=author)
+
+
+def seed_directory(reg: Registry, directory: Path, *, author: str = "seed") -> list[tuple[str, int, bool]]:
+    """Load every prompt file of ``directory``. Idempotent: unchanged files create nothing."""
+    files = [(path, load_prompt_file(path)) for path in prompt_files(directory)]
+    return [(pf.name, *save_prompt_file(reg, pf, author=author, source=path.name)) for path, pf in files]

@@ -1,0 +1,273 @@
+"""Sandboxed Jinja2 rendering of prompt versions. Pure: no database, no HTTP.
+
+Every editor-written template runs in an :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`
+with :class:`jinja2.StrictUndefined`, so templates can neither reach Python internals nor
+silently drop an unknown variable. Templates are compiled once per immutable version
+(:class:`CompiledPrompt`) and rendered many times.
+
+Composition: ``{% include "snippet@production" %}`` (by label) or ``{% include "snippet@3" %}``
+(by version; plain ``"snippet"`` means the ``production`` label) inserts the system template of
+another prompt, or its first message when it has no system template. Includes are resolved by a
+callback the registry provides, so this module never touches storage.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .contract import CompiledContract
+from .errors import RenderError, SecurityError, TemplateSyntaxError, ValidationError
+
+#: largest string or list a template may build with ``*`` (guards memory)
+MAX_REPEAT_RESULT = 1_000_000
+#: largest template source accepted, in characters
+MAX_TEMPLATE_CHARS = 200_000
+#: how deep includes may nest
+MAX_INCLUDE_DEPTH = 5
+#: the label an include without ``@`` refers to
+DEFAULT_INCLUDE_LABEL = "production"
+
+_INCLUDE_REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<sel>[^@]+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class IncludeRef:
+    """A parsed include target: a prompt name and either a label or a version."""
+
+    name: str
+    label: str | None = None
+    version: int | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> IncludeRef:
+        """Parse ``name``, ``name@label`` or ``name@3``."""
+        m = _INCLUDE_REF.match(ref.strip())
+        if not m:
+            raise ValidationError(f"include target {ref!r} is not 'name', 'name@label' or 'name@N'")
+        sel = m.group("sel")
+        if sel is None:
+            return cls(m.group("name"), label=DEFAULT_INCLUDE_LABEL)
+        if sel.isdigit():
+            return cls(m.group("name"), version=int(sel))
+        return cls(m.group("name"), label=sel)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version if self.version is not None else self.label}"
+
+
+class PromptSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox every template runs in.
+
+    On top of Jinja's immutable sandbox (no attribute starting with ``_``, no mutation of
+    lists and dicts, safe ``str.format``), it bounds ``*`` and ``**`` so a template cannot
+    allocate gigabytes, and it drops ``lipsum`` from the globals.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    if len(seq) * max(n, 0) > MAX_REPEAT_RESULT:
+                        raise jinja2.sandbox.SecurityError(
+                            f"the result of '*' would exceed {MAX_REPEAT_RESULT} items"
+                        )
+            return operator.mul(left, right)
+        if operator_ == "**":
+            if isinstance(right, int | float) and abs(right) > 100:
+                raise jinja2.sandbox.SecurityError("exponents above 100 are not allowed")
+            return operator.pow(left, right)
+        return super().call_binop(context, operator_, left, right)
+
+
+IncludeResolver = Callable[[IncludeRef], tuple[str, Callable[[], bool]]]
+
+
+class _RegistryLoader(jinja2.BaseLoader):
+    def __init__(self, resolve: IncludeResolver | None) -> None:
+        self._resolve = resolve
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if self._resolve is None:
+            raise jinja2.TemplateNotFound(template)
+        try:
+            ref = IncludeRef.parse(template)
+            source, uptodate = self._resolve(ref)
+        except LookupError as exc:
+            raise jinja2.TemplateNotFound(template, str(exc)) from None
+        return source, None, uptodate
+
+
+def make_environment(resolve: IncludeResolver | None = None) -> PromptSandbox:
+    """A sandboxed environment; ``resolve`` turns an include reference into its source."""
+    env = PromptSandbox(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        loader=_RegistryLoader(resolve),
+        auto_reload=True,
+        cache_size=1000,
+    )
+    env.globals.pop("lipsum", None)
+    return env
+
+
+_CHECK_ENV = make_environment()
+_GLOBAL_NAMES = frozenset(_CHECK_ENV.globals)
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What static analysis of one template found."""
+
+    variables: frozenset[str]
+    includes: tuple[IncludeRef, ...]
+
+
+def analyze(source: str, where: str) -> TemplateInfo:
+    """Parse a template; return the variables it reads and the prompts it includes.
+
+    Raises :class:`TemplateSyntaxError` with the line for a template that does not parse.
+    """
+    if not isinstance(source, str):
+        raise ValidationError(f"{where} must be a string", field=where)
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise ValidationError(
+            f"{where} is {len(source)} characters; the limit is {MAX_TEMPLATE_CHARS}", field=where
+        )
+    try:
+        ast = _CHECK_ENV.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(
+            f"{where}, line {exc.lineno}: {exc.message}", field=where, line=exc.lineno
+        ) from None
+    includes: list[IncludeRef] = []
+    for ref in meta.find_referenced_templates(ast):
+        if ref is None:
+            raise ValidationError(
+                f"{where}: includes must name a prompt literally, e.g. "
+                '{% include "snippet@production" %}',
+                field=where,
+            )
+        includes.append(IncludeRef.parse(ref))
+    if any(True for _ in ast.find_all((nodes.Extends, nodes.Import, nodes.FromImport))):
+        raise ValidationError(
+            f"{where}: only {{% include %}} is supported for composition", field=where
+        )
+    used = frozenset(meta.find_undeclared_variables(ast)) - _GLOBAL_NAMES
+    return TemplateInfo(variables=used, includes=tuple(includes))
+
+
+def include_source(system: str | None, messages: Iterable[Mapping[str, Any]]) -> str:
+    """The text another prompt gets when it includes this one."""
+    if system:
+        return system
+    for message in messages:
+        return str(message.get("content", ""))
+    return ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered prompt: ready to send to the Messages API.
+
+    ``to_request()`` gives the keyword arguments for ``anthropic.Anthropic().messages.create``.
+    """
+
+    name: str
+    version: int
+    system: str | None
+    messages: list[dict[str, Any]]
+    settings: dict[str, Any]
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def to_request(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.messages.create(**rendered.to_request())``.
+
+        Sampling settings the 2.x SDK has no argument for (``temperature``, ``top_p``,
+        ``top_k``) travel in ``extra_body``.
+        """
+        request: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in self.settings.items():
+            if key in ("temperature", "top_p", "top_k"):
+                extra[key] = value
+            else:
+                request[key] = value
+        if self.system:
+            request["system"] = self.system
+        request["messages"] = [dict(m) for m in self.messages]
+        if extra:
+            request["extra_body"] = extra
+        return request
+
+
+class CompiledPrompt:
+    """The templates of one immutable version, compiled once and rendered many times."""
+
+    __slots__ = ("_messages", "_system", "contract", "name", "settings", "version")
+
+    def __init__(
+        self,
+        env: jinja2.Environment,
+        *,
+        name: str,
+        version: int,
+        system: str | None,
+        messages: list[dict[str, Any]],
+        settings: dict[str, Any],
+        contract: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.settings = settings
+        self.contract = CompiledContract(contract)
+        try:
+            self._system = env.from_string(system) if system else None
+            self._messages = [(m["role"], env.from_string(m["content"])) for m in messages]
+        except jinja2.TemplateSyntaxError as exc:  # stored content was checked at save
+            raise TemplateSyntaxError(f"{name} v{version}, line {exc.lineno}: {exc.message}") from None
+
+    def render(self, values: Mapping[str, Any]) -> Rendered:
+        """Check ``values`` against the contract, then render system and messages."""
+        checked = self.contract.check(values)
+        try:
+            system = self._system.render(checked) if self._system is not None else None
+            messages = [{"role": role, "content": t.render(checked)} for role, t in self._messages]
+        except RenderError:
+            raise
+        except jinja2.sandbox.SecurityError as exc:
+            raise SecurityError(f"{self.name} v{self.version}: blocked by the sandbox: {exc}") from None
+        except jinja2.UndefinedError as exc:
+            raise RenderError(f"{self.name} v{self.version}: {exc.message}") from None
+        except jinja2.TemplateNotFound as exc:
+            raise RenderError(
+                f"{self.name} v{self.version}: included prompt {exc.name!r} was not found"
+            ) from None
+        except RecursionError:
+            raise RenderError(
+                f"{self.name} v{self.version}: includes nest too deeply (a cycle?)"
+            ) from None
+        except Exception as exc:  # a template error at render time, e.g. 1/0 or a bad filter
+            raise RenderError(f"{self.name} v{self.version}: {type(exc).__name__}: {exc}") from None
+        return Rendered(
+            name=self.name,
+            version=self.version,
+            system=system,
+            messages=messages,
+            settings=self.settings,
+            variables=checked,
+        )

@@ -1,0 +1,58 @@
+"""The web app: the editors' admin (``/admin``) and the JSON API (``/api/v1``) in one Flask app.
+
+``create_app(config)`` is the only way to build it (no module-level app), so tests can build
+as many as they like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, redirect
+
+from .. import config as registry_config
+from ..registry import Registry
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    ``config`` keys (all optional): ``REGISTRY_DATABASE_URL`` (default from the environment),
+    ``REGISTRY`` (an existing :class:`~registry.Registry` to serve), ``SECRET_KEY``,
+    ``TESTING``, ``WTF_CSRF_ENABLED``.
+    """
+    app = Flask(__name__)
+    app.config.update(
+        REGISTRY_DATABASE_URL=registry_config.database_url(),
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if config:
+        app.config.update(config)
+    reg = app.config.get("REGISTRY")
+    if reg is None:
+        reg = Registry(app.config["REGISTRY_DATABASE_URL"])
+        app.config["REGISTRY"] = reg
+    app.extensions["registry"] = reg
+
+    from .api import init_app as init_api
+    from .admin import init_app as init_admin
+
+    init_api(app)
+    init_admin(app)
+
+    @app.get("/")
+    def index() -> Any:
+        return redirect("/admin/")
+
+    return app
+
+
+def get_registry(app: Flask | None = None) -> Registry:
+    """The registry the current (or given) app serves."""
+    from flask import current_app
+
+    target = app or current_app
+    reg: Registry = target.extensions["registry"]
+    return reg
