@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from registry import Registry
 from registry.db import Database, upgrade
+from tests.fake_anthropic import FakeAnthropic
 
 PG_ADMIN_URL = os.environ.get("REGISTRY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REGISTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -52,7 +53,20 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _pg_worker_db(worker: str) -> str:
-    return f"registry_test_{worker}".replace("-", "_")
+    # the pid keeps parallel pytest runs (several developers, xdist workers) apart
+    return f"registry_test_{worker}_{os.getpid()}".replace("-", "_")
+
+
+def pg_drop_database(name: str) -> None:
+    """Drop a test database (best effort)."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except Exception:
+        pass
+    finally:
+        admin.dispose()
 
 
 def pg_create_database(name: str) -> str:
@@ -70,13 +84,15 @@ def pg_create_database(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_session_url(worker_id: str) -> str:
-    """A PostgreSQL database for this xdist worker, migrated to head."""
-    url = pg_create_database(_pg_worker_db(worker_id))
+def pg_session_url(worker_id: str) -> Iterator[str]:
+    """A PostgreSQL database for this xdist worker, migrated to head, dropped at the end."""
+    name = _pg_worker_db(worker_id)
+    url = pg_create_database(name)
     db = Database(url)
     upgrade(db)
     db.dispose()
-    return url
+    yield url
+    pg_drop_database(name)
 
 
 @pytest.fixture
@@ -171,3 +187,16 @@ def simple_version(**overrides: object) -> dict[str, object]:
     }
     kwargs.update(overrides)
     return kwargs
+
+
+@pytest.fixture
+def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
+    """A fake Anthropic server on 127.0.0.1; the SDK is pointed at it through the environment."""
+    server = FakeAnthropic()
+    server.start()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -409,6 +409,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 256  # listen() backlog; the default of 5 drops bursts of connects
 
     def __init__(self, address: tuple[str, int], fake: FakeAnthropic) -> None:
         self.fake = fake
@@ -919,7 +920,8 @@ class FakeAnthropic:
         self.host = host
         self._requested_port = port
         self.latency = latency
-        self.default: Reply | None = _coerce_reply(default) if default is not None else None
+        self._default: Reply | None = None
+        self.default = default
         self.responder: Responder | None = responder
         self.reject_params: set[str] | None = (
             set(reject_params) if reject_params is not None else None
@@ -937,6 +939,16 @@ class FakeAnthropic:
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def default(self) -> Reply | None:
+        """The reply used when the queue is empty and no responder answers (``None``: echo)."""
+        return self._default
+
+    @default.setter
+    def default(self, reply: Reply | str | None) -> None:
+        """Set the default reply; a string becomes :meth:`Reply.text`."""
+        self._default = _coerce_reply(reply) if reply is not None else None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -1146,8 +1158,9 @@ class FakeAnthropic:
                 return Reply.error(500, "api_error", f"fake responder raised {exc!r}")
             if reply is not None:
                 return _coerce_reply(reply)
-        if self.default is not None:
-            return self.default
+        default = self._default
+        if default is not None:
+            return default
         return Reply.text(f"echo: {_last_user_text(body)}")
 
     def _next_count_tokens_reply(self) -> Reply | None:

@@ -116,7 +116,7 @@ def test_default_reply_echoes_last_user_message(
 
 
 def test_default_and_responder(server: FakeAnthropic, client: anthropic.Anthropic) -> None:
-    server.default = Reply.text("fixed default")
+    server.default = "fixed default"
     message = client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
     assert _text(message) == "fixed default"
 
@@ -584,24 +584,20 @@ def test_stop_joins_all_threads_promptly() -> None:
 
 def test_standalone_main_serves_until_interrupted() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_anthropic.py"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "listening on http://127.0.0.1:" in line
-        url = line.split("listening on ", 1)[1].split()[0]
-        with anthropic.Anthropic(api_key="k", base_url=url, max_retries=0) as client:
-            message = client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
-        assert _text(message) == "echo: Hello there, fake Claude!"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=5) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    command = [sys.executable, str(ROOT / "tests" / "fake_anthropic.py"), "--port", "0"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert "listening on http://127.0.0.1:" in line
+            url = line.split("listening on ", 1)[1].split()[0]
+            with anthropic.Anthropic(api_key="k", base_url=url, max_retries=0) as client:
+                message = client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+            assert _text(message) == "echo: Hello there, fake Claude!"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=5) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
