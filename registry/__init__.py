@@ -25,6 +25,7 @@ from .errors import (
     RunError,
     SchemaError,
     SecurityError,
+    SuiteGateError,
     TemplateSyntaxError,
     ValidationError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "RunResult",
     "SchemaError",
     "SecurityError",
+    "SuiteGateError",
     "TemplateSyntaxError",
     "ValidationError",
     "VersionDiff",

@@ -99,6 +99,12 @@ class PermissionDenied(RegistryError):
     status = 403
 
 
+class SuiteGateError(PermissionDenied):
+    """A protected label may only move to a version whose latest regression-suite run passed."""
+
+    type = "suite_gate"
+
+
 class SchemaError(RegistryError):
     """The database has no schema or an outdated one."""
 
@@ -134,6 +140,7 @@ __all__ = [
     "RunError",
     "SchemaError",
     "SecurityError",
+    "SuiteGateError",
     "TemplateSyntaxError",
     "ValidationError",
 ]
