@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .diff import VersionDiff
 from .errors import (
+    AuthenticationError,
     ConfigurationError,
     ConflictError,
     NotFound,
@@ -50,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "ConflictError",
     "LabelEvent",

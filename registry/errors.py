@@ -130,7 +130,15 @@ class ConfigurationError(RegistryError):
     status = 503
 
 
+class AuthenticationError(RegistryError):
+    """An API key is missing, unknown or revoked (HTTP 401)."""
+
+    type = "unauthorized"
+    status = 401
+
+
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "ConflictError",
     "NotFound",
