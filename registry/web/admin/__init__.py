@@ -1,9 +1,127 @@
-"""Web admin (filled in by the web-admin issue)."""
+"""The web admin for editors (Flask-Admin 2.x, Bootstrap 4) mounted at ``/admin``.
+
+``init_app(app)`` sets up the secret key, the session cookie, CSRF protection (the JSON API
+blueprint ``api_v1`` is exempt: it authenticates with bearer keys), the login pages and the
+admin views, then lets other capabilities add their pages: each module of
+``EXTENSION_MODULES`` that exists must define ``register(admin, app)``. How to write a page:
+see :mod:`registry.web.admin.security`.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import importlib
+import os
+from typing import Any
+
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+
+#: modules of other capabilities that add admin pages; each defines ``register(admin, app)``
+EXTENSION_MODULES = (
+    "registry.web.admin.api_keys",
+    "registry.web.admin.experiments",
+    "registry.web.admin.suites",
+)
+
+#: blueprints that authenticate with bearer keys and so need no CSRF token
+CSRF_EXEMPT_BLUEPRINTS = frozenset({"api_v1"})
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Marks the session cookie ``Secure`` whenever the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+
+def _configure_sessions(app: Flask) -> None:
+    from .secret_key import ensure_secret_key
+
+    ensure_secret_key(app)
+    if app.config.get("SESSION_COOKIE_NAME") == "session":  # Flask's default name
+        app.config["SESSION_COOKIE_NAME"] = "registry_session"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.session_interface = _SessionInterface()
+    proxies = app.config.get("REGISTRY_TRUSTED_PROXIES", os.environ.get("REGISTRY_TRUSTED_PROXIES"))
+    if proxies and int(proxies) > 0 and not app.extensions.get("registry_proxy_fix"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = int(proxies)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+        app.extensions["registry_proxy_fix"] = True
+
+
+def _configure_csrf(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError, CSRFProtect
+
+    class RegistryCSRF(CSRFProtect):  # type: ignore[misc]
+        """Exempts the API blueprints (and any blueprint nested in them) by name."""
+
+        def _is_exempt(self) -> bool:
+            if any(name in CSRF_EXEMPT_BLUEPRINTS for name in request.blueprints):
+                return True
+            return bool(super()._is_exempt())
+
+    # a form left open all day must still save: the token lives as long as the login
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    csrf = RegistryCSRF()
+    csrf.init_app(app)
+    for name, blueprint in app.blueprints.items():
+        if name.split(".")[0] in CSRF_EXEMPT_BLUEPRINTS:
+            csrf.exempt(blueprint)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Any:
+        from flask import render_template
+
+        body = render_template("admin_ui/csrf_error.html", reason=exc.description)
+        return app.response_class(body, status=400)
 
 
 def init_app(app: Flask) -> None:
-    """Mount the admin on ``app``."""
+    """Mount the admin on ``app`` (builds a new ``Admin`` each time: one per app)."""
+    from flask_admin import Admin
+    from flask_admin.theme import Bootstrap4Theme
+
+    from .auth import LoginView, LogoutView
+    from .formatting import register_filters
+    from .home import HomeView
+    from .security import current_user, has_role
+
+    _configure_sessions(app)
+    _configure_csrf(app)
+    register_filters(app)
+
+    admin = Admin(
+        app,
+        name="Prompt registry",
+        theme=Bootstrap4Theme(base_template="admin_ui/layout.html", fluid=True),
+        index_view=HomeView(name="Home", url="/admin", endpoint="admin"),
+    )
+    app.extensions["registry_admin"] = admin
+    admin.add_view(LoginView(name="Log in", endpoint="admin_login", url="login"))
+    admin.add_view(LogoutView(name="Log out", endpoint="admin_logout", url="logout"))
+
+    @app.context_processor
+    def _user_context() -> dict[str, Any]:
+        return {"current_user": current_user, "has_role": has_role}
+
+    from .views import register_core_views
+
+    register_core_views(admin, app)
+
+    for module_name in EXTENSION_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # that capability is not built (yet)
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(admin, app)
+
+
+def get_admin(app: Flask) -> Any:
+    """The ``flask_admin.Admin`` of ``app``."""
+    return app.extensions["registry_admin"]
