@@ -115,7 +115,7 @@ def sqla_model_view() -> Any:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         if not hasattr(module, "T_SESSION"):
-            module.T_SESSION = Session
+            module.__dict__["T_SESSION"] = Session
         sys.modules[key] = module
     from flask_admin.contrib.sqla import ModelView as model_view
 
