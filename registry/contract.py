@@ -1,6 +1,7 @@
 """The variable contract of a version: which variables a template takes, of what type.
 
-A contract maps a variable name to a spec ``{type, required, default, description, sensitive}``.
+A contract maps a variable name to a spec ``{type, required, default, description,
+sensitive}``; the spec is validated on save by :mod:`registry.contract_spec`.
 Values are checked before rendering: a missing required variable, an unknown extra one and a
 value of the wrong type are :class:`~registry.errors.RenderError` naming the variable.
 """
@@ -12,11 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from .errors import RenderError, ValidationError
-from .model_settings import describe_pydantic_error
+from .errors import RenderError
 
 VariableType = Literal["string", "integer", "number", "boolean", "array", "object"]
 
@@ -32,59 +29,11 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-class VariableSpec(BaseModel):
-    """One declared variable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: VariableType = "string"
-    required: bool = True
-    default: Any = None
-    description: str = Field(default="", max_length=2000)
-    sensitive: bool = Field(default=False, description="stored redacted in the run log")
-
-    @model_validator(mode="after")
-    def _default_matches_type(self) -> VariableSpec:
-        if self.default is not None and not _is_type(self.default, self.type):
-            raise ValueError(f"default {self.default!r} is not of type {self.type}")
-        return self
-
-
-def _is_type(value: Any, type_name: str) -> bool:
+def is_type(value: Any, type_name: str) -> bool:
+    """True when ``value`` is of contract type ``type_name`` (a bool is not a number)."""
     if type_name in ("integer", "number") and isinstance(value, bool):
         return False
     return isinstance(value, _PYTHON_TYPES[type_name])
-
-
-def validate_contract(variables: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Validate a variable contract and return it normalised (every key spelled out).
-
-    A spec may be a full mapping or just a type name: ``{"question": "string"}``.
-    """
-    if variables is None:
-        return {}
-    if not isinstance(variables, Mapping):
-        raise ValidationError("variables must map names to specs", field="variables")
-    out: dict[str, dict[str, Any]] = {}
-    for name, spec in variables.items():
-        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
-            raise ValidationError(
-                f"variable name {name!r} is not valid: use letters, digits and _ "
-                "(not starting with a digit, at most 64 characters)",
-                field="variables",
-            )
-        if isinstance(spec, str):
-            spec = {"type": spec}
-        if spec is None:
-            spec = {}
-        try:
-            parsed = VariableSpec.model_validate(spec)
-        except pydantic.ValidationError as exc:
-            raise ValidationError(
-                f"variable '{name}': {describe_pydantic_error(exc)}", field=f"variables.{name}"
-            ) from None
-        out[name] = parsed.model_dump(mode="json")
-    return out
 
 
 @dataclass(frozen=True, slots=True)

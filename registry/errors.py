@@ -130,6 +130,70 @@ class ConfigurationError(RegistryError):
     status = 503
 
 
+class RateLimited(RunError):
+    """No request slot in time: the client-side queue or the API's rate limit (429) said wait."""
+
+    type = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class BudgetExceeded(RunError):
+    """Today's logged spend reached ``REGISTRY_DAILY_BUDGET_USD``: runs are refused until tomorrow."""
+
+    type = "budget_exceeded"
+    status = 429
+
+
+class RunTimeout(RunError):
+    """The call did not finish within its ``timeout`` (queueing and retries included)."""
+
+    type = "run_timeout"
+    status = 504
+
+
+class OutputValidationError(RunError):
+    """The answer is not JSON matching the version's output schema (after one repair try).
+
+    ``raw_text`` is the model's last answer; ``errors`` what was wrong with it.
+    """
+
+    type = "output_validation_error"
+    status = 502
+
+    def __init__(
+        self, message: str, *, raw_text: str = "", errors: list[str] | None = None, **details: Any
+    ) -> None:
+        super().__init__(message, **details)
+        self.raw_text = raw_text
+        self.errors = errors or []
+
+
+class StreamInterrupted(RunError):
+    """A stream broke after text was already delivered; ``partial_text`` is what arrived."""
+
+    type = "stream_interrupted"
+    status = 502
+
+    def __init__(self, message: str, *, partial_text: str = "", **details: Any) -> None:
+        super().__init__(message, **details)
+        self.partial_text = partial_text
+
+
+class ParameterRefused(RunError):
+    """The API refused a setting of the version; ``parameter`` names the one to remove."""
+
+    type = "parameter_refused"
+    status = 422
+
+    def __init__(self, message: str, *, parameter: str | None = None, **details: Any) -> None:
+        super().__init__(message, parameter=parameter, **details)
+        self.parameter = parameter
+
+
 class AuthenticationError(RegistryError):
     """An API key is missing, unknown or revoked (HTTP 401)."""
 
@@ -139,15 +203,21 @@ class AuthenticationError(RegistryError):
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceeded",
     "ConfigurationError",
     "ConflictError",
     "NotFound",
+    "OutputValidationError",
+    "ParameterRefused",
     "PermissionDenied",
+    "RateLimited",
     "RegistryError",
     "RenderError",
     "RunError",
+    "RunTimeout",
     "SchemaError",
     "SecurityError",
+    "StreamInterrupted",
     "SuiteGateError",
     "TemplateSyntaxError",
     "ValidationError",

@@ -138,6 +138,9 @@ class Registry:
         self.label_guards: list[LabelGuard] = []
         self.version_listeners: list[Callable[[Session, PromptVersion], None]] = []
         self.label_listeners: list[Callable[[str, str | None], None]] = []
+        #: called with every ``RunResult`` after its run row is written (e.g. guardrails)
+        self.run_listeners: list[Callable[[Any], None]] = []
+        self.label_guards.append(self._suite_gate)
         self._env = make_environment(self._resolve_include)
         self._label_cache: dict[tuple[str, str], tuple[float, PromptVersion]] = {}
         self._version_cache: dict[tuple[str, int], PromptVersion] = {}
@@ -213,6 +216,14 @@ class Registry:
         if self.cache_ttl > 0:
             self._label_cache[key] = (now + self.cache_ttl, found)
         return found
+
+    def _suite_gate(self, session: Session, move: LabelMove) -> None:
+        """Protected labels only move to versions whose regression suite passed."""
+        try:
+            from .suites import gate
+        except ImportError:
+            return
+        gate(self, session, move)
 
     def _assigned_version(self, name: str, unit_id: str, label: str | None) -> PromptVersion | None:
         """The experiment variant for ``unit_id``, or None when no experiment applies."""
@@ -350,44 +361,65 @@ class Registry:
         self,
         root: str,
         content: VersionContent,
-        overrides: Mapping[tuple[str, str], int] | None = None,
+        *,
+        root_version: int | None = None,
+        overrides: Mapping[tuple[str, str], int | None] | None = None,
     ) -> frozenset[str]:
         """Check includes reachable from ``content``: they exist, no cycle, depth bounded.
 
+        Nodes are (prompt, version); ``root_version`` None stands for content not saved yet.
+        ``overrides`` pretends labels already point elsewhere (None: at the root content), so a
+        label move or a save with labels is checked as if it had happened.
         Returns the variables the included templates read (the includer must declare them).
-        ``overrides`` pretends labels already point elsewhere (used before a label move).
         """
         overrides = overrides or {}
         used: set[str] = set()
 
-        def walk(content: VersionContent, path: tuple[str, ...]) -> None:
+        def walk(content: VersionContent, path: tuple[tuple[str, int | None], ...]) -> None:
             _, includes = content.analyze()
             for ref in includes:
-                if ref.name in path:
-                    chain = " -> ".join((*path, ref.name))
+                label = ref.label or DEFAULT_LABEL
+                version: int | None
+                if ref.version is not None:
+                    version = ref.version
+                elif (ref.name, label) in overrides:
+                    version = overrides[(ref.name, label)]
+                else:
+                    try:
+                        version = self._fetch_by_label(ref.name, label).version
+                    except NotFound as exc:
+                        raise ValidationError(
+                            f"included prompt {str(ref)!r} cannot be resolved: {exc.message}",
+                            field="messages",
+                        ) from None
+                node = (ref.name, version)
+                if ref.name == root and version == root_version:
+                    node = (root, root_version)
+                if node in path:
+                    chain = " -> ".join(
+                        f"{n}@{v}" if v is not None else n for n, v in (*path, node)
+                    )
                     raise ValidationError(f"include cycle: {chain}", field="messages")
-                if len(path) >= MAX_INCLUDE_DEPTH:
+                if len(path) > MAX_INCLUDE_DEPTH:
                     raise ValidationError(
-                        f"includes nest deeper than {MAX_INCLUDE_DEPTH}: " + " -> ".join(path),
+                        f"includes nest deeper than {MAX_INCLUDE_DEPTH}: "
+                        + " -> ".join(n for n, _ in path),
                         field="messages",
                     )
-                label = ref.label or DEFAULT_LABEL
-                version = ref.version or overrides.get((ref.name, label))
+                if version is None:  # the root content itself (cycle caught above)
+                    continue
                 try:
-                    if version is not None:
-                        target = self._get_version(ref.name, version)
-                    else:
-                        target = self._fetch_by_label(ref.name, label)
+                    target = self._get_version(ref.name, version)
                 except NotFound as exc:
                     raise ValidationError(
                         f"included prompt {str(ref)!r} cannot be resolved: {exc.message}",
                         field="messages",
                     ) from None
-                inner_used, _ = target.content().analyze()
-                used.update(inner_used)
-                walk(target.content(), (*path, ref.name))
+                inner = target.content()
+                used.update(inner.analyze()[0])
+                walk(inner, (*path, node))
 
-        walk(content, (root,))
+        walk(content, ((root, root_version),))
         return frozenset(used)
 
     # -- writing ----------------------------------------------------------------------------
@@ -428,7 +460,9 @@ class Registry:
         tag_list = _check_tags(tags)
         if description is not None and not isinstance(description, str):
             raise ValidationError("description must be a string", field="description")
-        included_vars = self._include_graph(name, content)
+        included_vars = self._include_graph(
+            name, content, overrides={(name, lbl): None for lbl in label_list}
+        )
         missing = sorted(included_vars - set(content.variables))
         if missing:
             raise ValidationError(
@@ -540,7 +574,9 @@ class Registry:
         ):
             raise ValidationError("expected_version must be 0 (unset) or a version number")
         target = self._get_version(name, version)
-        self._include_graph(name, target.content(), overrides={(name, label): version})
+        self._include_graph(
+            name, target.content(), root_version=version, overrides={(name, label): version}
+        )
         with self.db.transaction() as s:
             move_labels(
                 s,
@@ -599,7 +635,12 @@ class Registry:
         check_label_name(label, settable=True)
         for name, version in versions.items():
             target = self._get_version(name, version)
-            self._include_graph(name, target.content(), overrides={(n, label): v for n, v in versions.items()})
+            self._include_graph(
+                name,
+                target.content(),
+                root_version=version,
+                overrides={(n, label): v for n, v in versions.items()},
+            )
         release_id = uuid.uuid4().hex
         expected = expected or {}
         with self.db.transaction() as s:

@@ -171,6 +171,8 @@ def import_registry(
         existing: dict[int, str] = {}
         try:
             existing = {v.version: v.content_hash for v in reg.versions(p.name)}
+            if reg.prompt(p.name).archived:
+                reg.unarchive(p.name, actor=actor)  # archived again below if the export says so
         except LookupError:
             pass
         mapping: dict[int, int] = {}

@@ -10,11 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import jsonschema
-
-from .contract import validate_contract
 from .errors import ValidationError
-from .model_settings import validate_settings
 from .rendering import CompiledPrompt, IncludeRef, Rendered, TemplateInfo, analyze
 
 ROLES = ("user", "assistant")
@@ -92,6 +88,12 @@ def validate_content(
     output_schema: Any,
 ) -> VersionContent:
     """Validate everything a version holds; raise ``ValidationError`` naming the field."""
+    # validation libraries load on first save, not at import (apps mostly only read)
+    import jsonschema
+
+    from .contract_spec import validate_contract
+    from .model_settings import validate_settings
+
     if system is not None and not isinstance(system, str):
         raise ValidationError("system must be a string template", field="system")
     if messages is None:
