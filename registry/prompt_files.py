@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,11 +10,13 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ValidationError
+from .errors import SuiteGateError, ValidationError
 from .model_settings import describe_pydantic_error
 
 if TYPE_CHECKING:
     from .registry import Registry
+
+logger = logging.getLogger(__name__)
 
 
 class PromptFile(BaseModel):
@@ -58,19 +61,29 @@ def prompt_files(directory: Path) -> list[Path]:
 def save_prompt_file(reg: Registry, pf: PromptFile, *, author: str, source: str) -> tuple[int, bool]:
     """Create a version from a prompt file (nothing if unchanged); returns (version, created)."""
     before = {p.name: p.latest_version for p in reg.prompts(search=pf.name, include_archived=True)}
-    version = reg.create_version(
-        pf.name,
-        system=pf.system,
-        messages=pf.messages,
-        settings=pf.settings,
-        variables=pf.variables,
-        output_schema=pf.output_schema,
-        message=pf.message or f"seeded from {source}",
-        author=author,
-        labels=pf.labels,
-        description=pf.description,
-        tags=pf.tags,
-    )
+    labels = list(pf.labels)
+    while True:
+        try:
+            version = reg.create_version(
+                pf.name,
+                system=pf.system,
+                messages=pf.messages,
+                settings=pf.settings,
+                variables=pf.variables,
+                output_schema=pf.output_schema,
+                message=pf.message or f"seeded from {source}",
+                author=author,
+                labels=labels,
+                description=pf.description,
+                tags=pf.tags,
+            )
+            break
+        except SuiteGateError as exc:
+            # a protected label waits until the new version's suite passed: it stays put
+            if exc.details.get("label") not in labels:
+                raise
+            labels.remove(exc.details["label"])
+            logger.warning("%s: %s; it stays where it is", source, exc.message)
     _sync_tests(reg, pf, author=author)
     return version.version, before.get(pf.name, 0) != version.version
 
