@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .diff import VersionDiff
 from .errors import (
     AuthenticationError,
     BudgetExceeded,
@@ -42,6 +41,7 @@ from .rendering import Rendered
 from .versions import PromptVersion
 
 if TYPE_CHECKING:
+    from .diff import VersionDiff
     from .runner import RunResult
 
 __version__ = "0.1.0"
@@ -53,6 +53,10 @@ def __getattr__(name: str) -> Any:
         from .runner import RunResult
 
         return RunResult
+    if name == "VersionDiff":
+        from .diff import VersionDiff
+
+        return VersionDiff
     raise AttributeError(f"module 'registry' has no attribute {name!r}")
 
 
@@ -74,6 +78,7 @@ __all__ = [
     "RegistryError",
     "Release",
     "RenderError",
+    "Rendered",
     "RunError",
     "RunResult",
     "RunTimeout",

@@ -60,5 +60,3 @@ def validate_contract(variables: Mapping[str, Any] | None) -> dict[str, dict[str
             ) from None
         out[name] = parsed.model_dump(mode="json")
     return out
-
-

@@ -87,6 +87,8 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url, **engine_kwargs)
         self.dialect = self.engine.dialect.name
+        write_engine: Engine
+        snapshot_engine: Engine
         if self.is_sqlite:
             write_engine = self.engine.execution_options(sqlite_begin="immediate")
             snapshot_engine = self.engine.execution_options(sqlite_begin="deferred")

@@ -1,4 +1,4 @@
-"""Readable differences between two versions: templates line by line, settings and contract by key."""
+"""Readable differences between versions: templates line by line, settings and contract by key."""
 
 from __future__ import annotations
 
@@ -88,7 +88,11 @@ class VersionDiff:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True) if not isinstance(value, str) else repr(value)
+    text = (
+        json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if not isinstance(value, str)
+        else repr(value)
+    )
     return text if len(text) <= 200 else text[:197] + "..."
 
 

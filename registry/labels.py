@@ -69,7 +69,9 @@ def lock_prompt(session: Session, name: str) -> PromptRow:
     return row
 
 
-def current_label_version(session: Session, prompt_id: int, label: str) -> tuple[LabelRow | None, int | None]:
+def current_label_version(
+    session: Session, prompt_id: int, label: str
+) -> tuple[LabelRow | None, int | None]:
     """The label row (locked) and the version number it points at."""
     found = session.execute(
         sa.select(LabelRow, VersionRow.version)

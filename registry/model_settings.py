@@ -189,4 +189,6 @@ def _first_field(exc: pydantic.ValidationError, prefix: str) -> str:
 
 def settings_fields() -> frozenset[str]:
     """The settings keys a version may hold."""
-    return frozenset(ModelSettings.model_fields[name].alias or name for name in ModelSettings.model_fields)
+    return frozenset(
+        ModelSettings.model_fields[name].alias or name for name in ModelSettings.model_fields
+    )

@@ -44,7 +44,9 @@ def load_prompt_file(path: Path) -> PromptFile:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValidationError(f"{path}: cannot read YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ValidationError(f"{path}: a prompt file must be a mapping with name, settings, messages")
+        raise ValidationError(
+            f"{path}: a prompt file must be a mapping with name, settings, messages"
+        )
     try:
         return PromptFile.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -58,7 +60,9 @@ def prompt_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def save_prompt_file(reg: Registry, pf: PromptFile, *, author: str, source: str) -> tuple[int, bool]:
+def save_prompt_file(
+    reg: Registry, pf: PromptFile, *, author: str, source: str
+) -> tuple[int, bool]:
     """Create a version from a prompt file (nothing if unchanged); returns (version, created)."""
     before = {p.name: p.latest_version for p in reg.prompts(search=pf.name, include_archived=True)}
     labels = list(pf.labels)
@@ -97,7 +101,11 @@ def _sync_tests(reg: Registry, pf: PromptFile, *, author: str) -> None:
     sync_cases_from_file(reg, pf.name, pf.tests, author=author)
 
 
-def seed_directory(reg: Registry, directory: Path, *, author: str = "seed") -> list[tuple[str, int, bool]]:
+def seed_directory(
+    reg: Registry, directory: Path, *, author: str = "seed"
+) -> list[tuple[str, int, bool]]:
     """Load every prompt file of ``directory``. Idempotent: unchanged files create nothing."""
     files = [(path, load_prompt_file(path)) for path in prompt_files(directory)]
-    return [(pf.name, *save_prompt_file(reg, pf, author=author, source=path.name)) for path, pf in files]
+    return [
+        (pf.name, *save_prompt_file(reg, pf, author=author, source=path.name)) for path, pf in files
+    ]

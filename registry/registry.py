@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import config
 from .db import Database
-from .diff import VersionDiff, diff_versions
 from .errors import ConflictError, NotFound, ValidationError
 from .labels import (
     LabelEvent,
@@ -42,6 +40,7 @@ from .rendering import (
 from .versions import PromptVersion, VersionContent, check_commit_fields, validate_content
 
 if TYPE_CHECKING:
+    from .diff import VersionDiff
     from .runner import Runner, RunResult
 
 VERSION_CACHE_SIZE = 4096
@@ -133,7 +132,9 @@ class Registry:
         **engine_kwargs: Any,
     ) -> None:
         self.db = Database(url or config.database_url(), **engine_kwargs)
-        self.db.ensure_schema(auto_upgrade=self.db.is_sqlite if auto_upgrade is None else auto_upgrade)
+        self.db.ensure_schema(
+            auto_upgrade=self.db.is_sqlite if auto_upgrade is None else auto_upgrade
+        )
         self.cache_ttl = config.cache_ttl() if cache_ttl is None else cache_ttl
         self.label_guards: list[LabelGuard] = []
         self.version_listeners: list[Callable[[Session, PromptVersion], None]] = []
@@ -245,7 +246,7 @@ class Registry:
         """``get`` then ``render`` in one call."""
         return self.get(name, label=label, version=version, unit_id=unit_id).render(variables or {})
 
-    def _row_to_version(self, name: str, row: sa.Row[Any]) -> PromptVersion:
+    def _row_to_version(self, name: str, row: Any) -> PromptVersion:
         key = (name, row.version)
         cached = self._version_cache.get(key)
         if cached is not None and cached.id == row.id:
@@ -285,7 +286,9 @@ class Registry:
 
     def _get_version(self, name: str, version: int) -> PromptVersion:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ValidationError(f"version must be a positive integer, got {version!r}", field="version")
+            raise ValidationError(
+                f"version must be a positive integer, got {version!r}", field="version"
+            )
         cached = self._version_cache.get((name, version))
         if cached is not None:
             return cached
@@ -296,7 +299,9 @@ class Registry:
         assert row is not None
         return self._row_to_version(name, row)
 
-    def _explain_missing(self, name: str, *, label: str | None = None, version: int | None = None) -> None:
+    def _explain_missing(
+        self, name: str, *, label: str | None = None, version: int | None = None
+    ) -> None:
         check_prompt_name(name)
         if label is not None:
             check_label_name(label)
@@ -306,12 +311,15 @@ class Registry:
                 raise NotFound(f"prompt {name!r} does not exist", prompt=name)
             if version is not None:
                 raise NotFound(
-                    f"prompt {name!r} has no version {version} (its newest is {prompt.latest_version})",
+                    f"prompt {name!r} has no version {version} "
+                    f"(its newest is {prompt.latest_version})",
                     prompt=name,
                     version=version,
                 )
             labels = s.scalars(
-                sa.select(LabelRow.name).where(LabelRow.prompt_id == prompt.id).order_by(LabelRow.name)
+                sa.select(LabelRow.name)
+                .where(LabelRow.prompt_id == prompt.id)
+                .order_by(LabelRow.name)
             ).all()
         have = ", ".join(labels) if labels else "none"
         raise NotFound(
@@ -523,7 +531,7 @@ class Registry:
                     reason=message or f"saved as version {row.version}",
                     guards=self.label_guards,
                 )
-            result = self._row_to_version(name, row)  # type: ignore[arg-type]
+            result = self._row_to_version(name, row)
             if created:
                 for listener in self.version_listeners:
                     listener(s, result)
@@ -545,8 +553,14 @@ class Registry:
             "created_at": now,
             "updated_at": now,
         }
-        insert: Any = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        s.execute(insert(PromptRow).values(**values).on_conflict_do_nothing(index_elements=["name"]))
+        insert: Any
+        if self.db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        s.execute(
+            insert(PromptRow).values(**values).on_conflict_do_nothing(index_elements=["name"])
+        )
         return s.scalars(sa.select(PromptRow).where(PromptRow.name == name).with_for_update()).one()
 
     def set_label(
@@ -589,11 +603,15 @@ class Registry:
         self.invalidate(name, label)
         return target
 
-    def rollback_label(self, name: str, label: str, *, actor: str = "", reason: str = "") -> PromptVersion:
+    def rollback_label(
+        self, name: str, label: str, *, actor: str = "", reason: str = ""
+    ) -> PromptVersion:
         """Move ``label`` back to the version it pointed at before its last move."""
         history = [e for e in self.label_history(name, label) if e.kind != "delete"]
         if not history or history[-1].from_version is None:
-            raise ConflictError(f"label {label!r} of {name!r} has no earlier version to roll back to")
+            raise ConflictError(
+                f"label {label!r} of {name!r} has no earlier version to roll back to"
+            )
         last = history[-1]
         previous = last.from_version
         assert previous is not None
@@ -671,7 +689,9 @@ class Registry:
             prompt.archived_at = when
         self.invalidate(name)
 
-    def update_prompt(self, name: str, *, description: str | None = None, tags: Sequence[str] | None = None) -> None:
+    def update_prompt(
+        self, name: str, *, description: str | None = None, tags: Sequence[str] | None = None
+    ) -> None:
         """Change a prompt's description or tags (not versioned)."""
         tag_list = _check_tags(tags)
         with self.db.transaction() as s:
@@ -709,7 +729,9 @@ class Registry:
         if not include_archived:
             query = query.where(PromptRow.archived_at.is_(None))
         if folder:
-            query = query.where(PromptRow.name.startswith(folder.rstrip("/") + "/", autoescape=True))
+            query = query.where(
+                PromptRow.name.startswith(folder.rstrip("/") + "/", autoescape=True)
+            )
         if search:
             query = query.where(PromptRow.name.contains(search, autoescape=True))
         with self.db.snapshot() as s:
@@ -765,18 +787,24 @@ class Registry:
             return label_history(s, name, label)
 
     def diff(self, name: str, old: int, new: int) -> VersionDiff:
-        """What changed between two versions: unified diffs of templates, changed keys of the rest."""
+        """What changed between two versions: template diffs, changed keys of the rest."""
+        from .diff import diff_versions
+
         return diff_versions(self._get_version(name, old), self._get_version(name, new))
 
     # -- import, export, seed ---------------------------------------------------------------
 
-    def export(self, path: str | Path | None = None, *, names: Iterable[str] | None = None) -> dict[str, Any]:
-        """Every prompt with all versions and labels; written as YAML or JSON when ``path`` is given."""
+    def export(
+        self, path: str | Path | None = None, *, names: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """Every prompt with its versions and labels; written as YAML or JSON to ``path``."""
         from .transfer import export_registry
 
         return export_registry(self, path, names=names)
 
-    def import_(self, source: str | Path | Mapping[str, Any], *, actor: str = "import") -> dict[str, Any]:
+    def import_(
+        self, source: str | Path | Mapping[str, Any], *, actor: str = "import"
+    ) -> dict[str, Any]:
         """Load an export (file or dict); versions already present are skipped."""
         from .transfer import import_registry
 
@@ -826,7 +854,7 @@ class Registry:
         unit_id: str | None = None,
         **options: Any,
     ) -> Iterator[str]:
-        """Like ``run`` but yields text as it arrives; the iterator's ``result`` holds the RunResult."""
+        """Like ``run`` but yields text as it arrives; the iterator's ``result`` is the RunResult."""
         return self.runner.stream(
             name, variables, label=label, version=version, unit_id=unit_id, **options
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined, meta, nodes
+from jinja2.exceptions import SecurityError as SandboxViolation
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .contract import CompiledContract
@@ -76,15 +77,18 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int):
-                    if len(seq) * max(n, 0) > MAX_REPEAT_RESULT:
-                        raise jinja2.sandbox.SecurityError(
-                            f"the result of '*' would exceed {MAX_REPEAT_RESULT} items"
-                        )
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(n, int)
+                    and len(seq) * max(n, 0) > MAX_REPEAT_RESULT
+                ):
+                    raise SandboxViolation(
+                        f"the result of '*' would exceed {MAX_REPEAT_RESULT} items"
+                    )
             return operator.mul(left, right)
         if operator_ == "**":
             if isinstance(right, int | float) and abs(right) > 100:
-                raise jinja2.sandbox.SecurityError("exponents above 100 are not allowed")
+                raise SandboxViolation("exponents above 100 are not allowed")
             return operator.pow(left, right)
         return super().call_binop(context, operator_, left, right)
 
@@ -239,7 +243,9 @@ class CompiledPrompt:
             self._system = env.from_string(system) if system else None
             self._messages = [(m["role"], env.from_string(m["content"])) for m in messages]
         except jinja2.TemplateSyntaxError as exc:  # stored content was checked at save
-            raise TemplateSyntaxError(f"{name} v{version}, line {exc.lineno}: {exc.message}") from None
+            raise TemplateSyntaxError(
+                f"{name} v{version}, line {exc.lineno}: {exc.message}"
+            ) from None
 
     def render(self, values: Mapping[str, Any]) -> Rendered:
         """Check ``values`` against the contract, then render system and messages."""
@@ -249,8 +255,10 @@ class CompiledPrompt:
             messages = [{"role": role, "content": t.render(checked)} for role, t in self._messages]
         except RenderError:
             raise
-        except jinja2.sandbox.SecurityError as exc:
-            raise SecurityError(f"{self.name} v{self.version}: blocked by the sandbox: {exc}") from None
+        except SandboxViolation as exc:
+            raise SecurityError(
+                f"{self.name} v{self.version}: blocked by the sandbox: {exc}"
+            ) from None
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{self.name} v{self.version}: {exc.message}") from None
         except jinja2.TemplateNotFound as exc:

@@ -202,7 +202,9 @@ def import_registry(
             mapping[v.version] = saved.version
             created += 1
         reg.update_prompt(p.name, description=p.description, tags=p.tags)
-        moves = [MoveRequest(p.name, lbl, mapping[n]) for lbl, n in p.labels.items() if n in mapping]
+        moves = [
+            MoveRequest(p.name, lbl, mapping[n]) for lbl, n in p.labels.items() if n in mapping
+        ]
         if moves:
             with reg.db.transaction() as s:
                 labels += len(move_labels(s, moves, actor=actor, reason="import", kind="import"))

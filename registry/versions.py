@@ -48,7 +48,9 @@ class VersionContent:
     def templates(self) -> list[tuple[str, str]]:
         """``(where, source)`` of every template in the version."""
         out = [("system template", self.system)] if self.system else []
-        out += [(f"message {i + 1} ({m['role']})", m["content"]) for i, m in enumerate(self.messages)]
+        out += [
+            (f"message {i + 1} ({m['role']})", m["content"]) for i, m in enumerate(self.messages)
+        ]
         return out
 
     def analyze(self) -> tuple[frozenset[str], tuple[IncludeRef, ...]]:
@@ -125,7 +127,9 @@ def validate_content(
         raise ValidationError("the first message must have role 'user'", field="messages[0]")
     if output_schema is not None:
         if not isinstance(output_schema, Mapping):
-            raise ValidationError("output_schema must be a JSON Schema object", field="output_schema")
+            raise ValidationError(
+                "output_schema must be a JSON Schema object", field="output_schema"
+            )
         try:
             jsonschema.Draft202012Validator.check_schema(dict(output_schema))
         except jsonschema.SchemaError as exc:

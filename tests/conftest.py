@@ -20,7 +20,9 @@ from registry import Registry
 from registry.db import Database, upgrade
 from tests.fake_anthropic import FakeAnthropic
 
-PG_ADMIN_URL = os.environ.get("REGISTRY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "REGISTRY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("REGISTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SEED_DIR = Path(__file__).resolve().parent.parent / "templates_seed"
@@ -38,7 +40,12 @@ def unavailable(what: str, why: object) -> None:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Never touch a real registry.db, key or budget from the developer's environment."""
     monkeypatch.setenv("REGISTRY_DATABASE_URL", f"sqlite:///{tmp_path / 'default.db'}")
-    for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "REGISTRY_DAILY_BUDGET_USD", "REGISTRY_REDIS_URL"):
+    for var in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "REGISTRY_DAILY_BUDGET_USD",
+        "REGISTRY_REDIS_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -110,7 +117,11 @@ def pg_url(pg_session_url: str) -> str:
             )
         ]
         if tables:
-            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                sa.text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
+            )
     engine.dispose()
     return pg_session_url
 

@@ -20,7 +20,9 @@ def _write_versions(url: str, writer: int, count: int) -> list[int]:
     reg = Registry(url, cache_ttl=0)
     try:
         return [
-            reg.create_version("shared", **simple_version(system=f"writer {writer} draft {i}")).version
+            reg.create_version(
+                "shared", **simple_version(system=f"writer {writer} draft {i}")
+            ).version
             for i in range(count)
         ]
     finally:
@@ -36,7 +38,9 @@ def _assert_gapless(reg: Registry, numbers: list[int]) -> None:
 
 def test_threads_on_sqlite_get_gapless_versions(sqlite_url: str) -> None:
     with ThreadPoolExecutor(WRITERS) as pool:
-        results = list(pool.map(lambda w: _write_versions(sqlite_url, w, PER_WRITER), range(WRITERS)))
+        results = list(
+            pool.map(lambda w: _write_versions(sqlite_url, w, PER_WRITER), range(WRITERS))
+        )
     with Registry(sqlite_url) as reg:
         _assert_gapless(reg, [n for r in results for n in r])
 
@@ -53,7 +57,10 @@ def test_processes_get_gapless_versions(engine: str, request: pytest.FixtureRequ
     url = request.getfixturevalue("pg_url" if engine == "postgres" else "sqlite_url")
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_process_writer, args=(url, w, PER_WRITER, queue)) for w in range(WRITERS)]
+    procs = [
+        ctx.Process(target=_process_writer, args=(url, w, PER_WRITER, queue))
+        for w in range(WRITERS)
+    ]
     for p in procs:
         p.start()
     outcomes = [queue.get(timeout=240) for _ in procs]
@@ -76,7 +83,9 @@ def test_concurrent_compare_and_set_has_one_winner(reg: Registry) -> None:
         other = Registry(url, cache_ttl=0)
         try:
             barrier.wait()
-            other.set_label("p", "production", version, actor=f"editor{version}", expected_version=1)
+            other.set_label(
+                "p", "production", version, actor=f"editor{version}", expected_version=1
+            )
             return "won"
         except ConflictError:
             return "conflict"

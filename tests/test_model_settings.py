@@ -7,7 +7,12 @@ import inspect
 import pytest
 
 from registry import ValidationError
-from registry.model_settings import REQUEST_ONLY_PARAMS, SAMPLING_PARAMS, settings_fields, validate_settings
+from registry.model_settings import (
+    REQUEST_ONLY_PARAMS,
+    SAMPLING_PARAMS,
+    settings_fields,
+    validate_settings,
+)
 
 BASE = {"model": "claude-sonnet-4-6", "max_tokens": 100}
 
@@ -20,7 +25,9 @@ def test_settings_keys_match_the_sdk_messages_create_signature() -> None:
     assert sdk - REQUEST_ONLY_PARAMS == ours - set(SAMPLING_PARAMS), (
         "the SDK's messages.create parameters changed: update registry/model_settings.py"
     )
-    assert not set(SAMPLING_PARAMS) & sdk, "the SDK takes sampling params again: stop using extra_body"
+    assert not set(SAMPLING_PARAMS) & sdk, (
+        "the SDK takes sampling params again: stop using extra_body"
+    )
 
 
 def test_valid_settings_are_normalised() -> None:
@@ -34,7 +41,10 @@ def test_valid_settings_are_normalised() -> None:
         "tools": [{"name": "lookup", "input_schema": {"type": "object"}}],
         "tool_choice": {"type": "auto"},
         "thinking": {"type": "enabled", "budget_tokens": 1024},
-        "output_config": {"effort": "high", "format": {"type": "json_schema", "schema": {"type": "object"}}},
+        "output_config": {
+            "effort": "high",
+            "format": {"type": "json_schema", "schema": {"type": "object"}},
+        },
         "service_tier": "auto",
         "cache_control": {"type": "ephemeral", "ttl": "1h"},
         "speed": "fast",
@@ -62,8 +72,14 @@ def test_valid_settings_are_normalised() -> None:
         ({**BASE, "stop_sequences": [""]}, "stop sequences must be non-empty"),
         ({**BASE, "stop_sequences": "x"}, "stop_sequences"),
         ({**BASE, "thinking": {"type": "enabled"}}, "needs budget_tokens"),
-        ({**BASE, "thinking": {"type": "enabled", "budget_tokens": 100}}, "greater than or equal to 1024"),
-        ({**BASE, "max_tokens": 1500, "thinking": {"type": "enabled", "budget_tokens": 2000}}, "smaller than max_tokens"),
+        (
+            {**BASE, "thinking": {"type": "enabled", "budget_tokens": 100}},
+            "greater than or equal to 1024",
+        ),
+        (
+            {**BASE, "max_tokens": 1500, "thinking": {"type": "enabled", "budget_tokens": 2000}},
+            "smaller than max_tokens",
+        ),
         ({**BASE, "tool_choice": {"type": "tool"}}, "needs the tool's name"),
         ({**BASE, "tools": [{"description": "x"}]}, "tool #1 needs a non-empty 'name'"),
         ({**BASE, "service_tier": "premium"}, "service_tier"),

@@ -21,7 +21,12 @@ from tests.conftest import simple_version
 
 def test_create_version_numbers_and_returns_it(reg: Registry) -> None:
     v1 = reg.create_version("support-answer", **simple_version(labels=["staging"]))
-    assert (v1.name, v1.version, v1.author, v1.message) == ("support-answer", 1, "tester", "test version")
+    assert (v1.name, v1.version, v1.author, v1.message) == (
+        "support-answer",
+        1,
+        "tester",
+        "test version",
+    )
     assert v1.labels == ["staging"]
     v2 = reg.create_version("support-answer", **simple_version(system="Be brief."))
     assert v2.version == 2
@@ -118,7 +123,9 @@ def test_release_moves_all_or_none(reg: Registry) -> None:
     for name in ("a", "b", "c"):
         reg.create_version(name, **simple_version(labels=["production"]))
         reg.create_version(name, **simple_version(system="two"))
-    release = reg.release({"a": 2, "b": 2, "c": 2}, label="production", actor="ana", reason="agent v2")
+    release = reg.release(
+        {"a": 2, "b": 2, "c": 2}, label="production", actor="ana", reason="agent v2"
+    )
     assert {m.prompt for m in release.moves} == {"a", "b", "c"}
     assert all(reg.get(n).version == 2 for n in ("a", "b", "c"))
     events = [reg.label_history(n, "production")[-1] for n in ("a", "b", "c")]
@@ -133,7 +140,9 @@ def test_release_moves_all_or_none(reg: Registry) -> None:
 
 
 def test_prompts_listing_folders_tags_search_archive(reg: Registry) -> None:
-    reg.create_version("team/support-answer", **simple_version(labels=["production"]), tags=["support"])
+    reg.create_version(
+        "team/support-answer", **simple_version(labels=["production"]), tags=["support"]
+    )
     reg.create_version("team/classify", **simple_version(), tags=["support", "cheap"])
     reg.create_version("summarize", **simple_version(), description="Summaries")
     assert [p.name for p in reg.prompts()] == ["summarize", "team/classify", "team/support-answer"]
@@ -171,7 +180,9 @@ def test_diff_shows_templates_settings_and_contract(reg: Registry) -> None:
     assert "~ question:" in text
     assert not diff.is_empty
     assert reg.diff("p", 1, 1).is_empty
-    assert diff.to_dict()["settings"] == [{"key": "temperature", "change": "added", "old": None, "new": 0.1}]
+    assert diff.to_dict()["settings"] == [
+        {"key": "temperature", "change": "added", "old": None, "new": 0.1}
+    ]
 
 
 LONG = "x" * 1_000_000
@@ -188,22 +199,47 @@ LONG = "x" * 1_000_000
         ("trailing/", {}, ValidationError, "invalid prompt name"),
         ("ok", {"messages": []}, ValidationError, "at least one message"),
         ("ok", {"messages": [{"role": "system", "content": "x"}]}, ValidationError, "role must be"),
-        ("ok", {"messages": [{"role": "assistant", "content": "x"}]}, ValidationError, "first message"),
-        ("ok", {"messages": [{"role": "user", "content": 3}]}, ValidationError, "content must be a string"),
+        (
+            "ok",
+            {"messages": [{"role": "assistant", "content": "x"}]},
+            ValidationError,
+            "first message",
+        ),
+        (
+            "ok",
+            {"messages": [{"role": "user", "content": 3}]},
+            ValidationError,
+            "content must be a string",
+        ),
         ("ok", {"system": "{% if %}"}, TemplateSyntaxError, "system template, line 1"),
         ("ok", {"system": "line\n{{ unclosed"}, TemplateSyntaxError, "line 2"),
         ("ok", {"system": "{{ other }}"}, ValidationError, r"undeclared variable\(s\) 'other'"),
         ("ok", {"system": LONG}, ValidationError, "limit is 200000"),
         ("ok", {"settings": {"model": "m", "max_tokens": 0}}, ValidationError, "max_tokens"),
-        ("ok", {"settings": {"model": "m", "max_tokens": 5, "tempreture": 1}}, ValidationError, "unknown key"),
+        (
+            "ok",
+            {"settings": {"model": "m", "max_tokens": 5, "tempreture": 1}},
+            ValidationError,
+            "unknown key",
+        ),
         ("ok", {"variables": {"1x": "string"}}, ValidationError, "variable name"),
         ("ok", {"variables": {"question": {"type": "date"}}}, ValidationError, "question"),
-        ("ok", {"variables": {"question": {"type": "integer", "default": "x"}}}, ValidationError, "default"),
+        (
+            "ok",
+            {"variables": {"question": {"type": "integer", "default": "x"}}},
+            ValidationError,
+            "default",
+        ),
         ("ok", {"output_schema": {"type": "nonsense"}}, ValidationError, "not a valid JSON Schema"),
         ("ok", {"labels": ["latest"]}, ValidationError, "computed"),
         ("ok", {"labels": ["Prod uction"]}, ValidationError, "invalid label"),
         ("ok", {"message": "bad\x07bell"}, ValidationError, "control characters"),
-        ("ok", {"system": '{% include "missing@production" %}'}, ValidationError, "cannot be resolved"),
+        (
+            "ok",
+            {"system": '{% include "missing@production" %}'},
+            ValidationError,
+            "cannot be resolved",
+        ),
     ],
 )
 def test_bad_input_is_a_typed_error_and_writes_nothing(
@@ -303,7 +339,9 @@ def test_include_cycles_are_refused(reg: Registry) -> None:
     settings = {"model": "m", "max_tokens": 1}
     msgs = [{"role": "user", "content": "x"}]
     reg.create_version("a", system="A", messages=msgs, settings=settings, labels=["production"])
-    reg.create_version("b", system='{% include "a" %}', messages=msgs, settings=settings, labels=["production"])
+    reg.create_version(
+        "b", system='{% include "a" %}', messages=msgs, settings=settings, labels=["production"]
+    )
     # a v2 including b is fine while a@production is v1; pointing production at it closes a loop
     reg.create_version("a", system='{% include "b" %}', messages=msgs, settings=settings)
     with pytest.raises(ValidationError, match="include cycle: a@2 -> b@1 -> a@2"):
@@ -313,13 +351,26 @@ def test_include_cycles_are_refused(reg: Registry) -> None:
     assert reg.get("a").version == 1
     # saving with a label that the new content itself includes
     with pytest.raises(ValidationError, match="include cycle"):
-        reg.create_version("c", system='{% include "c@staging" %}', messages=msgs, settings=settings, labels=["staging"])
+        reg.create_version(
+            "c",
+            system='{% include "c@staging" %}',
+            messages=msgs,
+            settings=settings,
+            labels=["staging"],
+        )
     # a version that is safe on its own, but a label move would create a cycle
     reg.create_version("c", system="C", messages=msgs, settings=settings, labels=["production"])
     # including an earlier version of yourself is fine
     reg.create_version("e", system="base", messages=msgs, settings=settings)
-    assert reg.create_version("e", system='{% include "e@1" %} more', messages=msgs, settings=settings).version == 2
-    reg.create_version("d", system='{% include "c" %}', messages=msgs, settings=settings, labels=["production"])
+    assert (
+        reg.create_version(
+            "e", system='{% include "e@1" %} more', messages=msgs, settings=settings
+        ).version
+        == 2
+    )
+    reg.create_version(
+        "d", system='{% include "c" %}', messages=msgs, settings=settings, labels=["production"]
+    )
     reg.create_version("c", system='{% include "d@1" %}', messages=msgs, settings=settings)
     with pytest.raises(ValidationError, match="include cycle"):
         reg.set_label("c", "production", 2)
@@ -331,7 +382,13 @@ def test_include_depth_is_limited(reg: Registry) -> None:
     msgs = [{"role": "user", "content": "x"}]
     reg.create_version("n0", system="leaf", messages=msgs, settings=settings, labels=["production"])
     for i in range(1, 6):  # five levels of nesting are allowed
-        reg.create_version(f"n{i}", system=f'{{% include "n{i - 1}" %}}', messages=msgs, settings=settings, labels=["production"])
+        reg.create_version(
+            f"n{i}",
+            system=f'{{% include "n{i - 1}" %}}',
+            messages=msgs,
+            settings=settings,
+            labels=["production"],
+        )
     with pytest.raises(ValidationError, match="nest deeper"):
         reg.create_version("n6", system='{% include "n5" %}', messages=msgs, settings=settings)
 
@@ -355,7 +412,9 @@ def test_database_without_schema_names_the_fix(tmp_path: Any, pg_url: str) -> No
         with engine.begin() as conn:
             from registry.db import SCHEMA_REVISION
 
-            conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": SCHEMA_REVISION})
+            conn.execute(
+                sa.text("UPDATE alembic_version SET version_num = :v"), {"v": SCHEMA_REVISION}
+            )
         engine.dispose()
 
 

@@ -102,7 +102,10 @@ def test_types_are_checked(type_name: str, good: object, bad: object) -> None:
 
 
 def test_defaults_and_optional_variables() -> None:
-    contract = {"n": {"type": "integer", "default": 3}, "who": {"type": "string", "required": False}}
+    contract = {
+        "n": {"type": "integer", "default": 3},
+        "who": {"type": "string", "required": False},
+    }
     assert render("{{ n }}{% if who %} {{ who }}{% endif %}", contract) == "3"
     assert render("{{ n }}{% if who %} {{ who }}{% endif %}", contract, n=5, who="ana") == "5 ana"
 
@@ -170,7 +173,9 @@ def test_rendered_request_is_a_copy() -> None:
 
 
 def test_sensitive_variables_are_redacted() -> None:
-    contract = CompiledContract(validate_contract({"secret": {"type": "string", "sensitive": True}, "q": "string"}))
+    contract = CompiledContract(
+        validate_contract({"secret": {"type": "string", "sensitive": True}, "q": "string"})
+    )
     assert contract.redact({"secret": "s3", "q": "x"}) == {"secret": "[redacted]", "q": "x"}
 
 
@@ -178,7 +183,11 @@ template_text = st.text(alphabet=st.sampled_from(list("{}%#-+ ab\n'\"")), max_si
 
 
 @settings(max_examples=200, deadline=None)
-@given(value=st.one_of(template_text, st.sampled_from(["{{ 7*7 }}", "{% raw %}", "{% for x in y %}", "{#"])))
+@given(
+    value=st.one_of(
+        template_text, st.sampled_from(["{{ 7*7 }}", "{% raw %}", "{% for x in y %}", "{#"])
+    )
+)
 def test_values_are_rendered_literally_never_evaluated(value: str) -> None:
     assert render("<{{ v }}>", {"v": "string"}, v=value) == f"<{value}>"
 

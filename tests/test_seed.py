@@ -21,7 +21,10 @@ def test_seed_files_load_and_render(reg: Registry) -> None:
     assert "Q2 revenue reached $4.2M" in request["messages"][0]["content"]
     support = reg.get("support/support-answer").render(
         question="Where is my invoice?",
-        documents=[{"title": "Invoices", "body": "Settings > Billing"}, {"title": "Refunds", "body": "30 days"}],
+        documents=[
+            {"title": "Invoices", "body": "Settings > Billing"},
+            {"title": "Refunds", "body": "30 days"},
+        ],
         tone="formal",
     )
     assert support.system and "formally" in support.system
@@ -59,13 +62,18 @@ def test_a_changed_file_creates_exactly_one_version(reg: Registry, tmp_path: Pat
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        ("name: x\nsettings: {model: m, max_tokens: 5}\nmessages: [{role: user, content: hi}]\nlabelz: [a]\n", "labelz"),
+        (
+            "name: x\nsettings: {model: m, max_tokens: 5}\nmessages: [{role: user, content: hi}]\nlabelz: [a]\n",
+            "labelz",
+        ),
         ("name: x\nmessages: [{role: user, content: hi}]\n", "settings"),
         ("- just a list\n", "must be a mapping"),
         ("name: [unclosed\n", "cannot read YAML"),
     ],
 )
-def test_bad_prompt_files_name_the_file_and_key(tmp_path: Path, sqlite_reg: Registry, content: str, match: str) -> None:
+def test_bad_prompt_files_name_the_file_and_key(
+    tmp_path: Path, sqlite_reg: Registry, content: str, match: str
+) -> None:
     (tmp_path / "bad.yaml").write_text(content)
     with pytest.raises(ValidationError, match=match) as info:
         sqlite_reg.seed(tmp_path)

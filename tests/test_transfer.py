@@ -35,14 +35,18 @@ def snapshot(reg: Registry) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_round_trip_is_identical(seeded_reg: Registry, tmp_path: Path, suffix: str) -> None:
     reg = seeded_reg
-    reg.create_version("summarize", **simple_version(system="Shorter.", variables={"question": "string"}))
+    reg.create_version(
+        "summarize", **simple_version(system="Shorter.", variables={"question": "string"})
+    )
     reg.set_label("summarize", "staging", 2, actor="ana")
     reg.archive("onboarding-chat")
     path = tmp_path / f"export{suffix}"
     reg.export(path)
     with Registry(f"sqlite:///{tmp_path / 'copy.db'}") as copy:
         report = copy.import_(path)
-        assert report["created"] == sum(len(reg.versions(p.name)) for p in reg.prompts(include_archived=True))
+        assert report["created"] == sum(
+            len(reg.versions(p.name)) for p in reg.prompts(include_archived=True)
+        )
         assert snapshot(copy) == snapshot(reg)
         again = copy.import_(path)  # importing twice changes nothing
         assert again["created"] == 0 and again["labels"] == 0
@@ -53,8 +57,26 @@ def test_import_refuses_a_bad_file_and_writes_nothing(sqlite_reg: Registry, tmp_
     bad = {
         "format": "prompt-registry/1",
         "prompts": [
-            {"name": "good", "versions": [{"version": 1, "messages": [{"role": "user", "content": "hi"}], "settings": {"model": "m", "max_tokens": 5}}]},
-            {"name": "bad", "versions": [{"version": 1, "messages": [{"role": "user", "content": "{{ x"}], "settings": {"model": "m", "max_tokens": 5}}]},
+            {
+                "name": "good",
+                "versions": [
+                    {
+                        "version": 1,
+                        "messages": [{"role": "user", "content": "hi"}],
+                        "settings": {"model": "m", "max_tokens": 5},
+                    }
+                ],
+            },
+            {
+                "name": "bad",
+                "versions": [
+                    {
+                        "version": 1,
+                        "messages": [{"role": "user", "content": "{{ x"}],
+                        "settings": {"model": "m", "max_tokens": 5},
+                    }
+                ],
+            },
         ],
     }
     path = tmp_path / "bad.json"
@@ -74,20 +96,29 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_s
 )
 prompt_specs = st.dictionaries(
     names,
-    st.tuples(st.lists(texts, min_size=1, max_size=4, unique=True), st.sets(st.sampled_from(["production", "staging", "qa"]))),
+    st.tuples(
+        st.lists(texts, min_size=1, max_size=4, unique=True),
+        st.sets(st.sampled_from(["production", "staging", "qa"])),
+    ),
     min_size=1,
     max_size=4,
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(spec=prompt_specs)
-def test_export_then_import_reproduces_everything(spec: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_export_then_import_reproduces_everything(
+    spec: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     tmp = tmp_path_factory.mktemp("rt")
     with Registry(f"sqlite:///{tmp / 'a.db'}") as source:
         for name, (systems, labels) in spec.items():
             for i, system in enumerate(systems):
-                source.create_version(name, **simple_version(system=system or None, message=f"m{i}"))
+                source.create_version(
+                    name, **simple_version(system=system or None, message=f"m{i}")
+                )
             for j, label in enumerate(sorted(labels)):
                 source.set_label(name, label, 1 + j % len(systems))
         doc = source.export(tmp / "e.yaml")

@@ -82,7 +82,9 @@ def parse_vars(pairs: Iterable[str], vars_file: str | None) -> dict[str, Any]:
             text = Path(vars_file).read_text(encoding="utf-8")
             loaded = json.loads(text) if vars_file.endswith(".json") else yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise click.BadParameter(f"cannot read {vars_file}: {exc}", param_hint="--vars-file") from None
+            raise click.BadParameter(
+                f"cannot read {vars_file}: {exc}", param_hint="--vars-file"
+            ) from None
         if not isinstance(loaded, dict):
             raise click.BadParameter("must hold a mapping of variables", param_hint="--vars-file")
         values.update(loaded)
@@ -100,7 +102,9 @@ def parse_vars(pairs: Iterable[str], vars_file: str | None) -> dict[str, Any]:
 
 def selector_options(func: Any) -> Any:
     """``--label`` / ``--version`` options shared by commands that pick a version."""
-    func = click.option("--version", "-v", "version", type=int, default=None, help="Version number.")(func)
+    func = click.option(
+        "--version", "-v", "version", type=int, default=None, help="Version number."
+    )(func)
     func = click.option("--label", "-l", default=None, help="Label (default: production).")(func)
     return func
 

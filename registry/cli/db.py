@@ -17,7 +17,12 @@ def _database(state: State) -> Database:
 
 
 @click.command()
-@click.option("--seed-dir", default=DEFAULT_SEED_DIR, show_default=True, help="Prompt files to load when the registry is empty.")
+@click.option(
+    "--seed-dir",
+    default=DEFAULT_SEED_DIR,
+    show_default=True,
+    help="Prompt files to load when the registry is empty.",
+)
 @click.option("--no-seed", is_flag=True, help="Do not load the seed prompts.")
 @pass_state
 def init(state: State, seed_dir: str, no_seed: bool) -> None:

@@ -30,7 +30,12 @@ def prompts() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def prompts_list(
-    state: State, folder: str | None, tag: str | None, search: str | None, archived: bool, as_json: bool
+    state: State,
+    folder: str | None,
+    tag: str | None,
+    search: str | None,
+    archived: bool,
+    as_json: bool,
 ) -> None:
     """List prompts with their newest version and labels."""
     found = state.registry.prompts(folder=folder, tag=tag, search=search, include_archived=archived)
@@ -62,7 +67,9 @@ def prompts_list(
 @selector_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def prompts_show(state: State, name: str, label: str | None, version: int | None, as_json: bool) -> None:
+def prompts_show(
+    state: State, name: str, label: str | None, version: int | None, as_json: bool
+) -> None:
     """Show one version of a prompt (default: the production label)."""
     v = state.registry.get(name, label=label, version=version)
     data = v.to_dict()
@@ -75,7 +82,13 @@ def prompts_show(state: State, name: str, label: str | None, version: int | None
     console.print(f"by {v.author or '-'} at {v.created_at:%Y-%m-%d %H:%M} — {v.message or ''}")
     console.print(f"settings: {json.dumps(v.settings)}")
     if v.variables:
-        console.print("variables: " + ", ".join(f"{k} ({s['type']}{'' if s['required'] else ', optional'})" for k, s in v.variables.items()))
+        console.print(
+            "variables: "
+            + ", ".join(
+                f"{k} ({s['type']}{'' if s['required'] else ', optional'})"
+                for k, s in v.variables.items()
+            )
+        )
     if v.system:
         console.print("[bold]system[/bold]", markup=True)
         console.print(v.system, markup=False)
@@ -144,7 +157,9 @@ def prompts_diff(state: State, name: str, old: int, new: int, as_json: bool) -> 
 @selector_options
 @click.option("--var", "pairs", multiple=True, metavar="KEY=VALUE", help="A variable (repeatable).")
 @click.option("--vars-file", default=None, help="JSON or YAML file of variables.")
-@click.option("--request", "as_request", is_flag=True, help="Print the Messages API request as JSON.")
+@click.option(
+    "--request", "as_request", is_flag=True, help="Print the Messages API request as JSON."
+)
 @pass_state
 def render(
     state: State,
@@ -156,7 +171,9 @@ def render(
     as_request: bool,
 ) -> None:
     """Render a prompt with variables and print the result."""
-    rendered = state.registry.render(name, parse_vars(pairs, vars_file), label=label, version=version)
+    rendered = state.registry.render(
+        name, parse_vars(pairs, vars_file), label=label, version=version
+    )
     if as_request:
         print_json(rendered.to_request())
         return
@@ -172,10 +189,14 @@ def render(
 @click.argument("name")
 @click.argument("label")
 @click.argument("version", type=int)
-@click.option("--expect", type=int, default=None, help="Only move if the label is at this version (0: unset).")
+@click.option(
+    "--expect", type=int, default=None, help="Only move if the label is at this version (0: unset)."
+)
 @click.option("--reason", default="", help="Why (kept in the audit).")
 @click.option("--actor", default=None, envvar="USER", help="Who (default: $USER).")
-@click.option("--override", is_flag=True, help="Bypass the regression-suite gate (recorded in the audit).")
+@click.option(
+    "--override", is_flag=True, help="Bypass the regression-suite gate (recorded in the audit)."
+)
 @pass_state
 def label(
     state: State,
@@ -189,7 +210,13 @@ def label(
 ) -> None:
     """Point LABEL of prompt NAME at VERSION (audited, compare-and-set with --expect)."""
     state.registry.set_label(
-        name, label, version, actor=actor or "", expected_version=expect, reason=reason, override=override
+        name,
+        label,
+        version,
+        actor=actor or "",
+        expected_version=expect,
+        reason=reason,
+        override=override,
     )
     click.echo(f"{name}: {label} -> v{version}")
 
@@ -217,7 +244,9 @@ def export_cmd(state: State, path: str, names: tuple[str, ...]) -> None:
 
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--actor", default="import", show_default=True, help="Recorded as the mover of labels.")
+@click.option(
+    "--actor", default="import", show_default=True, help="Recorded as the mover of labels."
+)
 @pass_state
 def import_cmd(state: State, path: str, actor: str) -> None:
     """Load an export file; versions already present are skipped."""

@@ -10,7 +10,13 @@ from .base import State, pass_state
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes (gunicorn when > 1).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Worker processes (gunicorn when > 1).",
+)
 @click.option("--debug", is_flag=True, help="Flask debug mode (development only).")
 @pass_state
 def serve(state: State, host: str, port: int, workers: int, debug: bool) -> None:

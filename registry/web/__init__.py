@@ -36,8 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["REGISTRY"] = reg
     app.extensions["registry"] = reg
 
-    from .api import init_app as init_api
     from .admin import init_app as init_admin
+    from .api import init_app as init_api
 
     init_api(app)
     init_admin(app)
