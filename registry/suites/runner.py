@@ -94,7 +94,7 @@ class _Execution:
             variables,
             label=label,
             source="rubric",
-            suite_run_id=self.suite_run_id,
+            suite_run_id=str(self.suite_run_id),
             **self.run_options,
         )
         cost = _measure(result, "cost_usd")
@@ -111,7 +111,7 @@ class _Execution:
                 case.variables,
                 version=self.target.version,
                 source="test",
-                suite_run_id=self.suite_run_id,
+                suite_run_id=str(self.suite_run_id),
                 **self.run_options,
             )
         except ConfigurationError:
@@ -121,6 +121,9 @@ class _Execution:
         except Exception as exc:  # an unexpected bug must not lose the other cases
             return _errored(case, f"{type(exc).__name__}: {exc}", None, exc)
         text = str(_measure(result, "text") or "")
+        if _measure(result, "status") not in (None, "ok"):
+            message = _measure(result, "error_message") or "the run failed"
+            return _errored(case, str(message), _measure(result, "run_id"), RuntimeError(message))
         out = CaseOutput(
             text=text,
             parsed=_measure(result, "parsed"),
