@@ -201,6 +201,13 @@ class AuthenticationError(RegistryError):
     status = 401
 
 
+class ServiceUnavailable(RegistryError):
+    """The registry server cannot be reached (or fails) and no cached or fallback copy exists."""
+
+    type = "unavailable"
+    status = 503
+
+
 __all__ = [
     "AuthenticationError",
     "BudgetExceeded",
@@ -217,6 +224,7 @@ __all__ = [
     "RunTimeout",
     "SchemaError",
     "SecurityError",
+    "ServiceUnavailable",
     "StreamInterrupted",
     "SuiteGateError",
     "TemplateSyntaxError",
