@@ -37,6 +37,9 @@ def error_body(exc: RegistryError) -> dict[str, Any]:
     run_id = getattr(exc, "run_id", None)
     if run_id:
         body["run_id"] = run_id
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        body["retry_after"] = float(retry_after)
     return body
 
 
@@ -46,6 +49,9 @@ def registry_error_response(exc: RegistryError) -> Response:
     if status >= 500:
         log.warning("%s %s -> %s: %s", request.method, request.path, status, exc.message)
     headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, round(retry_after)))
     if isinstance(exc, AuthenticationError):
         invalid = "required" not in exc.message
         headers["WWW-Authenticate"] = AUTH_REALM + (', error="invalid_token"' if invalid else "")

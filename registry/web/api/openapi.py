@@ -24,9 +24,10 @@ ERROR_DESCRIPTIONS = {
     413: "The body is larger than the limit.",
     415: "The body is not sent as application/json.",
     422: "A field, parameter or template variable is invalid (`error.field` names it).",
-    429: "Rate limited by the model provider after retries.",
+    429: "Rate limited (model provider or client-side limit) or over the daily budget.",
     502: "The model provider failed after retries (the run is logged).",
     503: "Not configured (e.g. no model API key) or the database is unavailable.",
+    504: "The run did not finish within its timeout (the run is logged).",
 }
 
 PATH_SCHEMAS: dict[str, dict[str, Any]] = {

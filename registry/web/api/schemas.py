@@ -119,6 +119,27 @@ class RunRequest(RenderRequest):
         description="Answer Server-Sent Events: `delta` events with text, then `done` with "
         "the run summary (or `error`).",
     )
+    cache: bool | None = Field(
+        None, description="Serve and store the answer in the response cache (deterministic)."
+    )
+    timeout: float | None = Field(
+        None, gt=0, le=600, description="Seconds the whole call may take, retries included."
+    )
+    metadata: dict[str, Any] | None = Field(
+        None, description="Small JSON object kept with the run."
+    )
+
+    def run_options(self) -> dict[str, Any]:
+        """The runner options this request sets."""
+        return {
+            k: v
+            for k, v in (
+                ("cache", self.cache),
+                ("timeout", self.timeout),
+                ("metadata", self.metadata),
+            )
+            if v is not None
+        }
 
 
 class FeedbackRequest(_Request):
@@ -209,7 +230,18 @@ class RunOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     run_id: str
-    text: str | None = None
+    name: str
+    version: int | None
+    model: str | None
+    text: str
+    parsed: Any = Field(description="The JSON answer when the version has an output schema.")
+    status: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_ms: float
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class FeedbackOut(_Response):
@@ -243,6 +275,7 @@ class ErrorDetail(_Response):
     field: str | None = Field(None, description="The request field at fault, when one is.")
     variable: str | None = Field(None, description="The template variable at fault.")
     run_id: str | None = Field(None, description="The run that failed (its row is kept).")
+    retry_after: float | None = Field(None, description="Seconds to wait before retrying.")
 
 
 class ErrorOut(_Response):

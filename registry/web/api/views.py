@@ -324,7 +324,7 @@ def _result_dict(result: Any) -> dict[str, Any]:
     scope="run",
     body=RunRequest,
     responses={200: ("The run summary, or Server-Sent Events when `stream` is true.", RunOut)},
-    errors=(400, *AUTH_ERRORS, 404, 413, 415, 422, 429, 502, 503),
+    errors=(400, *AUTH_ERRORS, 404, 413, 415, 422, 429, 502, 503, 504),
     tags=("runs",),
     params=NAME_PARAM,
     streams=True,
@@ -338,12 +338,12 @@ def run_prompt(*, name: str, caller: ApiKeyInfo, body: RunRequest, raw: Any) -> 
     """
     reg = get_registry()
     selector = _selector(body.label, body.version, body.unit_id)
+    options = body.run_options() | {"source": "http"}
     if not body.stream:
-        result = reg.run(name, body.variables, source="http", **selector)
+        result = reg.run(name, body.variables, **selector, **options)
         return json_response(_result_dict(result))
-    # fail before the stream starts when the prompt or the variables are wrong: a plain 4xx
-    reg.get(name, **selector).render(body.variables)
-    chunks = reg.stream(name, body.variables, source="http", **selector)
+    # resolution, rendering and configuration errors are raised here: a plain 4xx/5xx answer
+    chunks = reg.stream(name, body.variables, **selector, **options)
     return Response(
         stream_with_context(_stream_events(chunks)),
         mimetype="text/event-stream",
@@ -385,9 +385,8 @@ def _stream_events(chunks: Iterator[str]) -> Iterator[str]:
 def run_feedback(*, run_id: str, caller: ApiKeyInfo, body: FeedbackRequest, raw: Any) -> Response:
     """Attach a score (thumbs up = 1.0, a rating...) to a run."""
     get_registry().feedback(run_id, body.name, body.value, comment=body.comment)
-    return json_response(
-        {"run_id": run_id, "name": body.name, "value": body.value, "comment": body.comment}, 201
-    )
+    data = {"run_id": run_id, "name": body.name, "value": body.value, "comment": body.comment}
+    return json_response(data, 201)
 
 
 # -- experiments, health -----------------------------------------------------------------
