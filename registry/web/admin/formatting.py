@@ -45,9 +45,19 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
+def page_url(number: int) -> str:
+    """This page's URL with ``?page=number`` (other query arguments kept)."""
+    from flask import request, url_for
+
+    args: dict[str, Any] = request.args.to_dict()
+    args["page"] = number
+    return url_for(request.endpoint or "admin.index", **(request.view_args or {}), **args)
+
+
 def register_filters(app: Flask) -> None:
     """Add the filters and globals admin templates use."""
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["utc"] = utc
     app.jinja_env.filters["pretty_json"] = pretty_json
+    app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["url_exists"] = lambda endpoint: endpoint in app.view_functions

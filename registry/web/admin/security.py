@@ -158,7 +158,14 @@ class AccessMixin:
         """Only show menu entries the user can open."""
         return has_role(self.required_role)
 
-    def inaccessible_callback(self, name: Any, **kwargs: Any) -> Any:
+    def _handle_view(self, view_name: str, **kwargs: Any) -> Any:
+        # Flask-Admin's own version takes the view name as ``name``, which clashes with a URL
+        # variable called ``name`` (``/<path:name>/``); this one accepts any URL variables.
+        if not self.is_accessible():
+            return self.inaccessible_callback(view_name)
+        return None
+
+    def inaccessible_callback(self, view_name: Any, **kwargs: Any) -> Any:
         """Login page when anonymous, else the 403 page."""
         if current_user() is None:
             return login_redirect()

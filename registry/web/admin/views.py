@@ -9,6 +9,10 @@ from .compat import Admin
 
 def register_core_views(admin: Admin, app: Flask) -> None:
     """Add the prompts, runs, audit and users pages."""
+    from .labels import LabelsView
+    from .prompts import PromptsView
     from .users import UsersView
 
+    admin.add_view(PromptsView(name="Prompts", endpoint="prompts", url="prompts"))
+    admin.add_view(LabelsView(name="Labels", endpoint="labels", url="labels"))
     admin.add_view(UsersView(name="Users", endpoint="admin_users", url="users"))
