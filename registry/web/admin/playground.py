@@ -104,7 +104,7 @@ class PlaygroundView(ProtectedView):
         if not isinstance(data, dict):
             data = request.form.to_dict()
         name = str(data.get("name") or "")
-        raw_vars = data.get("variables", {})
+        raw_vars: Any = data.get("variables", {})
         if isinstance(raw_vars, str):
             values, error = editing.parse_variables(raw_vars)
         elif isinstance(raw_vars, dict):
@@ -123,7 +123,7 @@ class PlaygroundView(ProtectedView):
                 mimetype="application/json",
             )
         try:
-            stream = reg.stream(
+            stream: Any = reg.stream(
                 name,
                 values,
                 version=version,
