@@ -303,13 +303,20 @@ def update(
 
 
 def promote(
-    reg: Registry, key: str, variant: str, *, actor: str = "", reason: str = ""
+    reg: Registry,
+    key: str,
+    variant: str,
+    *,
+    actor: str = "",
+    reason: str = "",
+    override: bool = False,
 ) -> Experiment:
     """Move the experiment's label to ``variant``'s version and stop the experiment.
 
     The label move goes through ``Registry.set_label`` (audited, with the protected-label and
-    regression-suite gates); if it is refused, the experiment keeps running. The label event's
-    reason names the experiment and variant; the experiment records the promoted variant.
+    regression-suite gates; ``override`` is passed on for an admin bypass); if it is refused,
+    the experiment keeps running. The label event's reason names the experiment and variant;
+    the experiment records the promoted variant.
     """
     reason, actor = check_commit_fields(reason, actor)
     experiment = get(reg, key)
@@ -323,7 +330,14 @@ def promote(
     why = f"experiment {key}: promote variant {chosen.key} (version {chosen.version})"
     if reason:
         why += f": {reason}"
-    reg.set_label(experiment.prompt, experiment.label, chosen.version, actor=actor, reason=why)
+    reg.set_label(
+        experiment.prompt,
+        experiment.label,
+        chosen.version,
+        actor=actor,
+        reason=why,
+        override=override,
+    )
     with reg.db.transaction() as s:
         row, _ = store.load_row(s, key, lock=True)
         if row.status == "running":
