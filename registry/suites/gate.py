@@ -9,7 +9,10 @@ a protected label (``REGISTRY_PROTECTED_LABELS``, default ``production``) to ver
    records it in the label audit with kind ``override``;
 2. a prompt with no test cases has nothing to gate: the move is allowed (so a new prompt, a
    fresh ``init``/``seed`` and quick starts work; add cases to protect a prompt);
-3. otherwise V's latest suite run must have finished with status ``passed`` and must have run
+3. a version this label already pointed at before (a rollback, or returning to an earlier
+   release) is allowed: it was approved when it first received the label, and an emergency
+   rollback must not wait for a suite;
+4. otherwise V's latest suite run must have finished with status ``passed`` and must have run
    the current cases (same fingerprint): editing the cases calls for a new run.
 
 Other labels (``staging``...) are never gated.
@@ -24,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from .. import config
 from ..errors import SuiteGateError, ValidationError
+from ..models import LabelEventRow
 from ..models.suites import SuiteRunRow
 from .cases import count_cases, current_fingerprint, prompt_id_of
 from .results import PASSED, RUNNING
@@ -52,6 +56,8 @@ def gate(reg: Registry, session: Session, move: LabelMove) -> None:
         return
     if count_cases(session, move.prompt_id) == 0:
         return
+    if served_before(session, move.prompt_id, move.label, move.to_version):
+        return
     problem = gate_problem(session, move.prompt_id, move.prompt, move.to_version)
     if problem is not None:
         raise SuiteGateError(
@@ -61,6 +67,20 @@ def gate(reg: Registry, session: Session, move: LabelMove) -> None:
             label=move.label,
             version=move.to_version,
         )
+
+
+def served_before(session: Session, prompt_id: int, label: str, version: int) -> bool:
+    """Whether ``label`` of the prompt pointed at ``version`` at some time in its audit."""
+    found = session.scalar(
+        sa.select(LabelEventRow.id)
+        .where(
+            LabelEventRow.prompt_id == prompt_id,
+            LabelEventRow.label == label,
+            LabelEventRow.to_version == version,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def gate_problem(session: Session, prompt_id: int, prompt: str, version: int) -> str | None:
@@ -106,9 +126,9 @@ def promotion_status(
         return None
     with reg.db.snapshot() as s:
         prompt_id = prompt_id_of(s, name)
-        if count_cases(s, prompt_id) == 0:
+        if count_cases(s, prompt_id) == 0 or served_before(s, prompt_id, label, version):
             return None
         return gate_problem(s, prompt_id, name, version)
 
 
-__all__ = ["gate", "gate_problem", "is_protected", "promotion_status"]
+__all__ = ["gate", "gate_problem", "is_protected", "promotion_status", "served_before"]
