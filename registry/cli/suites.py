@@ -7,6 +7,7 @@ case fails.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,8 +28,15 @@ OUTPUT_WIDTH = 160
 STAGING = "staging"
 
 
+#: table width when stdout is not a terminal (CI logs are read in wide windows)
+PIPE_WIDTH = 160
+
+
 def _stdout() -> Console:
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
 
 
 def _stderr() -> Console:
