@@ -40,10 +40,20 @@ CASES: list[tuple[dict[str, Any], CaseOutput, bool, str]] = [
     ({"type": "contains", "value": "4.2"}, out("Revenue was $4.2M"), True, "found"),
     ({"type": "contains", "value": "4.2"}, out("Revenue was $5M"), False, "Revenue was $5M"),
     ({"type": "contains", "value": 4.2}, out("it is 4.2"), True, "found"),
-    ({"type": "icontains", "value": "BILLING"}, out("see Settings > Billing"), True, "ignoring case"),
+    (
+        {"type": "icontains", "value": "BILLING"},
+        out("see Settings > Billing"),
+        True,
+        "ignoring case",
+    ),
     ({"type": "icontains", "value": "billing"}, out("see Settings"), False, "see Settings"),
     ({"type": "not-contains", "value": "yes, bitcoin"}, out("We accept cards."), True, "absent"),
-    ({"type": "not-contains", "value": "bitcoin"}, out("Sure, bitcoin works"), False, "character 6"),
+    (
+        {"type": "not-contains", "value": "bitcoin"},
+        out("Sure, bitcoin works"),
+        False,
+        "character 6",
+    ),
     ({"type": "regex", "value": "^(billing|bug)$"}, out("billing"), True, "matched"),
     ({"type": "regex", "value": "^(billing|bug)$"}, out("Billing"), False, "no match for"),
     ({"type": "regex", "value": "(?i)^billing$"}, out("Billing"), True, "matched"),
@@ -65,7 +75,10 @@ CASES: list[tuple[dict[str, Any], CaseOutput, bool, str]] = [
         "'revenue' is a required property",
     ),
     (
-        {"type": "json-schema", "value": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+        {
+            "type": "json-schema",
+            "value": {"type": "object", "properties": {"n": {"type": "integer"}}},
+        },
         out('{"n": "three"}'),
         False,
         "at n:",
@@ -78,7 +91,12 @@ CASES: list[tuple[dict[str, Any], CaseOutput, bool, str]] = [
     ),
     ({"type": "max-length", "value": 10}, out("short"), True, "5 characters"),
     ({"type": "max-length", "value": 3}, out("too long"), False, "8 characters, more than 3"),
-    ({"type": "stop-reason", "value": "end_turn"}, out("x", stop_reason="end_turn"), True, "end_turn"),
+    (
+        {"type": "stop-reason", "value": "end_turn"},
+        out("x", stop_reason="end_turn"),
+        True,
+        "end_turn",
+    ),
     (
         {"type": "stop-reason", "value": "end_turn"},
         out("x", stop_reason="max_tokens"),
@@ -136,7 +154,9 @@ def test_a_grader_that_raises_fails_the_assertion_instead_of_crashing() -> None:
     def broken(rubric: str, output: CaseOutput, name: str) -> Verdict:
         raise RuntimeError("grader unavailable")
 
-    [result] = check_assertions([{"type": "llm-rubric", "value": "polite"}], out("hi"), grade=broken)
+    [result] = check_assertions(
+        [{"type": "llm-rubric", "value": "polite"}], out("hi"), grade=broken
+    )
     assert not result.passed and "could not be checked: grader unavailable" in result.message
     [result] = check_assertions([{"type": "llm-rubric", "value": "polite"}], out("hi"))
     assert not result.passed and "no grader" in result.message

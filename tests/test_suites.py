@@ -102,7 +102,9 @@ def test_a_suite_passes_then_fails_after_a_bad_new_version(capitals: Registry) -
     assert {r.version for r in rows} == {2}
 
 
-def test_a_failed_run_is_a_failed_case_not_a_crash(capitals: Registry, fake_api: FakeAnthropic) -> None:
+def test_a_failed_run_is_a_failed_case_not_a_crash(
+    capitals: Registry, fake_api: FakeAnthropic
+) -> None:
     fake_api.enqueue(Reply.error(400, "invalid_request_error", "prompt is too long"))
     run = run_suite(capitals, "capitals", version=1, concurrency=1, max_retries=0)
     assert run.status == "failed" and (run.passed, run.errored) == (3, 1)
@@ -147,7 +149,11 @@ def test_concurrency_bound_is_respected(sqlite_reg: Registry, fake_api: FakeAnth
     fake_api.latency = 0.15
     make_prompt(reg)
     many = [
-        {"name": f"case-{i}", "variables": {"country": "France"}, "assert": [{"type": "contains", "value": "Paris"}]}
+        {
+            "name": f"case-{i}",
+            "variables": {"country": "France"},
+            "assert": [{"type": "contains", "value": "Paris"}],
+        }
         for i in range(9)
     ]
     sync_cases_from_file(reg, "capitals", many)
@@ -171,17 +177,21 @@ def metrics_responder(body: dict[str, Any]) -> Reply:
     if "You grade answers" in system:  # the rubric grader
         answer = text.split("<answer>")[1].split("</answer>")[0]
         ok = '"revenue"' in answer
-        return Reply.text(f'{{"pass": {"true" if ok else "false"}, "reason": "revenue {"present" if ok else "missing"}"}}')
+        return Reply.text(
+            f'{{"pass": {"true" if ok else "false"}, "reason": "revenue {"present" if ok else "missing"}"}}'
+        )
     if "good report" in text:
         return Reply.text(GOOD_ANSWER)
-    return Reply.text("Revenue error: unknown. " * 4, stop_reason="max_tokens", output_tokens=1_000_000, delay=0.3)
+    return Reply.text(
+        "Revenue error: unknown. " * 4, stop_reason="max_tokens", output_tokens=1_000_000, delay=0.3
+    )
 
 
 def every_type(latency_limit: float) -> list[dict[str, Any]]:
     return [
         {"type": "equals", "value": {"revenue": "4.2M", "growth": "23%"}},
         {"type": "contains", "value": "4.2M"},
-        {"type": "icontains", "value": "REVENUE\""},
+        {"type": "icontains", "value": 'REVENUE"'},
         {"type": "not-contains", "value": "error"},
         {"type": "regex", "value": r'"growth":\s*"\d+%"'},
         {"type": "starts-with", "value": "{"},
@@ -210,7 +220,11 @@ def test_every_assertion_type_passes_and_fails_through_the_runner(
         reg,
         "metrics",
         [
-            {"name": "passes", "variables": {"document": "a good report"}, "assert": every_type(60_000)},
+            {
+                "name": "passes",
+                "variables": {"document": "a good report"},
+                "assert": every_type(60_000),
+            },
             {"name": "fails", "variables": {"document": "a broken one"}, "assert": every_type(100)},
         ],
     )
@@ -230,10 +244,15 @@ def test_every_assertion_type_passes_and_fails_through_the_runner(
     assert reg.get(DEFAULT_GRADER).version == 1
     with reg.db.snapshot() as s:
         sources = s.execute(
-            sa.select(RunRow.source, sa.func.count()).where(RunRow.suite_run_id == str(run.id)).group_by(RunRow.source)
+            sa.select(RunRow.source, sa.func.count())
+            .where(RunRow.suite_run_id == str(run.id))
+            .group_by(RunRow.source)
         ).all()
     assert dict(sources) == {"test": 2, "rubric": 2}
-    assert run.cost_usd is not None and run.cost_usd > sum(r.cost_usd or 0 for r in run.results) - 1e-12
+    assert (
+        run.cost_usd is not None
+        and run.cost_usd > sum(r.cost_usd or 0 for r in run.results) - 1e-12
+    )
 
 
 # -- the gate ------------------------------------------------------------------------------------
@@ -245,17 +264,28 @@ def test_gate_blocks_production_until_the_suite_passes_and_override_records_reas
     reg = capitals
     v2 = make_prompt(reg, system="BAD")  # staging moves; production stays on v1
     assert reg.prompt("capitals").labels == {"production": 1, "staging": 2}
-    with pytest.raises(SuiteGateError, match="never run on v2; run `python manage.py test capitals --version 2`"):
+    with pytest.raises(
+        SuiteGateError, match="never run on v2; run `python manage.py test capitals --version 2`"
+    ):
         reg.set_label("capitals", "production", v2, actor="bob")
     run_suite(reg, "capitals", version=v2)
-    with pytest.raises(SuiteGateError, match=r"suite run #\d+ on v2 failed: 4 of 4 case\(s\) did not pass"):
+    with pytest.raises(
+        SuiteGateError, match=r"suite run #\d+ on v2 failed: 4 of 4 case\(s\) did not pass"
+    ):
         reg.set_label("capitals", "production", v2, actor="bob")
     assert "failed" in (promotion_status(reg, "capitals", v2) or "")
     with pytest.raises(ValidationError, match="needs a reason"):
         reg.set_label("capitals", "production", v2, actor="admin", override=True)
-    reg.set_label("capitals", "production", v2, actor="admin", override=True, reason="hotfix, suite flaky")
+    reg.set_label(
+        "capitals", "production", v2, actor="admin", override=True, reason="hotfix, suite flaky"
+    )
     last = reg.label_history("capitals", "production")[-1]
-    assert (last.kind, last.reason, last.actor, last.to_version) == ("override", "hotfix, suite flaky", "admin", 2)
+    assert (last.kind, last.reason, last.actor, last.to_version) == (
+        "override",
+        "hotfix, suite flaky",
+        "admin",
+        2,
+    )
 
     # a good v3 passes and moves without an override
     v3 = make_prompt(reg, system="GOOD v3")

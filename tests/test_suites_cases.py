@@ -30,7 +30,11 @@ TESTS = [
         "variables": {"question": "Q2 revenue reached $4.2M"},
         "assert": [{"type": "is-json"}, {"type": "contains", "value": "4.2"}],
     },
-    {"name": "short", "variables": {"question": "hi"}, "assert": [{"type": "max-length", "value": 50}]},
+    {
+        "name": "short",
+        "variables": {"question": "hi"},
+        "assert": [{"type": "max-length", "value": 50}],
+    },
 ]
 
 
@@ -67,8 +71,14 @@ def test_cases_added_in_the_admin_survive_a_sync(reg: Registry, prompt: str) -> 
 @pytest.mark.parametrize(
     ("tests", "expected_error"),
     [
-        ([{"name": "a", "assert": [{"type": "contains"}]}], "test case 'a', assertion 1 (contains): value"),
-        ([{"name": "a", "assert": [{"type": "regexp", "value": "x"}]}], "unknown assertion type 'regexp'"),
+        (
+            [{"name": "a", "assert": [{"type": "contains"}]}],
+            "test case 'a', assertion 1 (contains): value",
+        ),
+        (
+            [{"name": "a", "assert": [{"type": "regexp", "value": "x"}]}],
+            "unknown assertion type 'regexp'",
+        ),
         ([{"name": "a"}, {"name": "a"}], "'a' appears twice"),
         ([{"name": "", "variables": {}}], "non-empty name"),
         ([{"variables": {}}], "name: Field required"),
@@ -155,7 +165,9 @@ def test_seeding_the_real_templates_with_the_gate_on(
     assert again["summarize"] == (2, True)
     assert reg.prompt("summarize").labels == {"production": 1, "staging": 2}
     assert "summarize.yaml" in caplog.text and "manage.py test summarize --version 2" in caplog.text
-    assert {"type": "not-contains", "value": "I think"} in list_cases(reg, "summarize")[0].assertions
+    assert {"type": "not-contains", "value": "I think"} in list_cases(reg, "summarize")[
+        0
+    ].assertions
 
 
 def test_export_and_import_carry_the_cases(seeded_reg: Registry, tmp_path: Path) -> None:

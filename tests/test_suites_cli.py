@@ -67,7 +67,9 @@ def test_a_passing_suite_prints_a_table_and_exits_0(db: str, tmp_path: Path) -> 
     assert suite.find("testcase/system-out").text == "The capital is Paris."  # type: ignore[union-attr]
 
 
-def test_a_failing_suite_exits_1_with_failures_in_table_and_junit(db: str, tmp_path: Path, fake_api: FakeAnthropic) -> None:
+def test_a_failing_suite_exits_1_with_failures_in_table_and_junit(
+    db: str, tmp_path: Path, fake_api: FakeAnthropic
+) -> None:
     with Registry(db) as reg:
         create_case(
             reg,
@@ -79,7 +81,19 @@ def test_a_failing_suite_exits_1_with_failures_in_table_and_junit(db: str, tmp_p
         )
     fake_api.enqueue(Reply.error(400, "invalid_request_error", "bad <request> & more"))
     junit = tmp_path / "junit.xml"
-    result = invoke(db, "test", "capitals", "--version", "2", "--junit", str(junit), "-k", "1", "--timeout", "30")
+    result = invoke(
+        db,
+        "test",
+        "capitals",
+        "--version",
+        "2",
+        "--junit",
+        str(junit),
+        "-k",
+        "1",
+        "--timeout",
+        "30",
+    )
     assert result.exit_code == 1
     assert 'contains "Tokyo": expected to contain "Tokyo"' in " ".join(result.stdout.split())
     assert "0 passed, 4 failed, 1 errored" in result.stdout
@@ -102,7 +116,9 @@ def test_json_output_and_history(db: str) -> None:
     history = invoke(db, "test", "capitals", "--history")
     assert history.exit_code == 0
     assert "#2" in history.stdout and "failed" in history.stdout and "0/4" in history.stdout
-    runs = json.loads(invoke(db, "test", "capitals", "--history", "--json", "--version", "1").stdout)
+    runs = json.loads(
+        invoke(db, "test", "capitals", "--history", "--json", "--version", "1").stdout
+    )
     assert [r["id"] for r in runs] == [1]
 
 
@@ -114,9 +130,13 @@ def test_compare_shows_both_outputs_changes_and_deltas(db: str) -> None:
     assert "The capital is Paris." in out and "I am not sure, sorry." in out
     assert 'contains "Paris": pass->fail' in out and "passed -> failed" in out
     assert "4 regression(s), 0 fix(es)" in out and "latency" in out
-    data = json.loads(invoke(db, "test", "capitals", "--version", "1", "--against", "2", "--json").stdout)
+    data = json.loads(
+        invoke(db, "test", "capitals", "--version", "1", "--against", "2", "--json").stdout
+    )
     assert data["fixes"] == ["France", "Japan", "Italy", "Spain"] and data["regressions"] == []
-    assert data["cases"][0]["changes"] == [{"assertion": 'contains "Paris"', "change": "fail->pass"}]
+    assert data["cases"][0]["changes"] == [
+        {"assertion": 'contains "Paris"', "change": "fail->pass"}
+    ]
 
 
 def test_all_runs_staging_suites_and_says_what_it_skips(db: str) -> None:
