@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
@@ -80,6 +81,22 @@ def _configure_csrf(app: Flask) -> None:
         return app.response_class(body, status=400)
 
 
+def _register_assets(app: Flask) -> None:
+    """Our templates and stylesheet, whatever the app's own template folder is."""
+    from flask import Blueprint
+
+    web = Path(__file__).resolve().parent.parent
+    app.register_blueprint(
+        Blueprint(
+            "admin_ui",
+            __name__,
+            template_folder=str(web / "templates"),
+            static_folder=str(web / "static"),
+            static_url_path="/admin-ui-static",
+        )
+    )
+
+
 def init_app(app: Flask) -> None:
     """Mount the admin on ``app`` (builds a new ``Admin`` each time: one per app)."""
     from flask_admin import Admin
@@ -92,6 +109,7 @@ def init_app(app: Flask) -> None:
 
     _configure_sessions(app)
     _configure_csrf(app)
+    _register_assets(app)
     register_filters(app)
 
     admin = Admin(

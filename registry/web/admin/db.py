@@ -1,9 +1,13 @@
 """A SQLAlchemy session for Flask-Admin ``ModelView`` pages, scoped to the app context.
 
-Flask-Admin 2.x wants an object with a ``.session`` attribute (passing a bare session is
-deprecated)::
+Flask-Admin 2.2 queries the object it is given directly, unless it is a Flask-SQLAlchemy
+extension, and warns (deprecated) when that object has no ``.session`` attribute. Without
+Flask-SQLAlchemy the working, warning-free thing to pass is a ``scoped_session`` that is also
+its own ``.session``: that is what :func:`admin_db` returns::
 
+    from registry.web.admin.compat import sqla_model_view
     from registry.web.admin.db import admin_db
+
     admin.add_view(MyModelView(MyRow, admin_db(app), name="Things"))
 
 The session reads through the registry's engine and is removed at the end of each request.
@@ -11,33 +15,35 @@ The session reads through the registry's engine and is removed at the end of eac
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
-from sqlalchemy.orm import scoped_session, sessionmaker
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from .. import get_registry
 
 _KEY = "registry_admin_db"
 
 
-class AdminDB:
-    """Holder of the scoped session Flask-Admin's SQLAlchemy views use."""
+class AdminSession(scoped_session[Session]):
+    """A ``scoped_session`` Flask-Admin accepts without a deprecation warning."""
 
-    def __init__(self, session: scoped_session) -> None:  # type: ignore[type-arg]
-        self.session = session
+    @property
+    def session(self) -> AdminSession:
+        """Itself (Flask-Admin looks for ``.session``)."""
+        return self
 
 
-def admin_db(app: Flask) -> AdminDB:
-    """The app's ``AdminDB`` (created on first use; the session is removed after each request)."""
-    found = app.extensions.get(_KEY)
-    if isinstance(found, AdminDB):
+def admin_db(app: Flask) -> AdminSession:
+    """The app's ``AdminSession`` (created on first use, removed after each request)."""
+    found: Any = app.extensions.get(_KEY)
+    if isinstance(found, AdminSession):
         return found
-    reg = get_registry(app)
-    session = scoped_session(sessionmaker(reg.db.engine, expire_on_commit=False))
-    holder = AdminDB(session)
-    app.extensions[_KEY] = holder
+    session = AdminSession(sessionmaker(get_registry(app).db.engine, expire_on_commit=False))
+    app.extensions[_KEY] = session
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:
         session.remove()
 
-    return holder
+    return session
