@@ -7,12 +7,14 @@ import html
 import re
 
 import pytest
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, session
 from flask.testing import FlaskClient
 
 from registry import Registry
 from registry.suites import list_cases, run_suite, sync_cases_from_file
+from registry.users import get_user, start_session
 from registry.web import get_registry
+from registry.web.admin.security import SESSION_TOKEN_KEY
 from tests.fake_anthropic import FakeAnthropic
 from tests.test_admin import _fast_hashes, app, login, post  # noqa: F401  (fixtures)
 from tests.test_suites import CASES, capitals_responder, make_prompt
@@ -29,14 +31,14 @@ def suite_app(app: Flask, fake_api: FakeAnthropic) -> Flask:  # noqa: F811
     return app
 
 
-def client_as(app: Flask, role: str) -> FlaskClient:
-    client = app.test_client()
+def client_as(flask_app: Flask, role: str) -> FlaskClient:
+    client = flask_app.test_client()
     assert login(client, role).status_code == 302
     return client
 
 
-def wait_for_runs(app: Flask) -> None:
-    for thread in list(app.extensions.get("suite_threads", [])):
+def wait_for_runs(flask_app: Flask) -> None:
+    for thread in list(flask_app.extensions.get("suite_threads", [])):
         thread.join(60)
         assert not thread.is_alive()
 
@@ -161,11 +163,6 @@ def test_the_version_panel_include_for_the_version_page(
     editor.get("/admin/")  # a request to carry the login
     template = "{% with name='capitals', version=2 %}{% include 'admin_ui/suites/_version_panel.html' %}{% endwith %}"
     with suite_app.test_request_context("/admin/"):
-        from flask import session
-
-        from registry.web.admin.security import SESSION_TOKEN_KEY
-        from registry.users import get_user, start_session
-
         session[SESSION_TOKEN_KEY] = start_session(reg, get_user(reg, "editor"))
         html = " ".join(render_template_string(template).split())
     assert "production is gated" in html and "Run suite on v2" in html
