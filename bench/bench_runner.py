@@ -1,0 +1,141 @@
+"""Benchmark of the runner against the fake Anthropic server (tests/fake_anthropic.py).
+
+Prints two ratios measured in the same run:
+
+1. per-call overhead: median latency of ``reg.run`` (get + render + request + run row) over the
+   median of a bare ``client.messages.create`` with the same body, against a zero-latency fake
+   server (target: <= 1.25);
+2. throughput: runs per second of 16 threads against a fake server answering in 200 ms, under a
+   concurrency limit of 16, over the ideal 16 / 0.2 s = 80 runs/s, run rows included
+   (target: >= 0.9).
+
+Run: ``.venv/bin/python bench/bench_runner.py [--calls 400] [--database URL]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import anthropic  # noqa: E402
+
+from registry import Registry  # noqa: E402
+from registry.runner import ModelLimits  # noqa: E402
+from tests.fake_anthropic import FakeAnthropic  # noqa: E402
+
+MODEL = "claude-sonnet-4-6"
+LATENCY = 0.2
+THREADS = 16
+
+
+def _make_registry(url: str) -> Registry:
+    reg = Registry(url)
+    reg.create_version(
+        "bench",
+        system="You are a concise assistant.",
+        messages=[{"role": "user", "content": "Answer briefly: {{ question }}"}],
+        settings={"model": MODEL, "max_tokens": 200, "temperature": 0.2},
+        variables={"question": {"type": "string"}},
+        labels=["production"],
+        message="bench",
+        author="bench",
+    )
+    return reg
+
+
+def overhead(reg: Registry, server: FakeAnthropic, calls: int) -> tuple[float, float, float]:
+    """(median bare ms, median run ms, ratio), calls interleaved so drift hits both alike."""
+    server.latency = 0.0
+    client = anthropic.Anthropic(max_retries=0)
+    body = reg.get("bench").render(question="What is 2 + 2?").to_request()
+    for _ in range(50):  # warm up both paths (connections, caches, JIT-free CPython paths)
+        client.messages.create(**body)
+        reg.run("bench", {"question": "What is 2 + 2?"})
+    bare: list[float] = []
+    ours: list[float] = []
+    for i in range(calls):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for which in order:
+            start = time.perf_counter()
+            if which == 0:
+                client.messages.create(**body)
+                bare.append(time.perf_counter() - start)
+            else:
+                reg.run("bench", {"question": "What is 2 + 2?"})
+                ours.append(time.perf_counter() - start)
+    client.close()
+    b, o = statistics.median(bare) * 1000, statistics.median(ours) * 1000
+    return b, o, o / b
+
+
+def throughput(reg: Registry, server: FakeAnthropic, per_thread: int) -> tuple[int, float, float]:
+    """(runs, seconds, ratio to the ideal THREADS / LATENCY runs per second)."""
+    server.latency = LATENCY
+    reg.runner.limiter.configure(MODEL, ModelLimits(concurrency=THREADS))
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(THREADS + 1)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            try:
+                reg.run("bench", {"question": "What is 2 + 2?"})
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{len(errors)} runs failed, first: {errors[0]!r}")
+    runs = THREADS * per_thread
+    ideal = THREADS / LATENCY
+    return runs, elapsed, (runs / elapsed) / ideal
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=400, help="calls per side for the overhead")
+    parser.add_argument("--per-thread", type=int, default=20, help="runs per thread (throughput)")
+    parser.add_argument("--database", default=None, help="database URL (default: temp SQLite)")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-runner-")
+    url = args.database or f"sqlite:///{tmp}/bench.db"
+    with FakeAnthropic() as server:
+        os.environ["ANTHROPIC_API_KEY"] = "sk-ant-bench"
+        os.environ["ANTHROPIC_BASE_URL"] = server.url
+        reg = _make_registry(url)
+        try:
+            b, o, ratio = overhead(reg, server, args.calls)
+            print(
+                f"overhead: bare create median {b:.3f} ms, reg.run median {o:.3f} ms, "
+                f"ratio {ratio:.3f} (target <= 1.25) {'OK' if ratio <= 1.25 else 'FAIL'}"
+            )
+            runs, secs, tratio = throughput(reg, server, args.per_thread)
+            print(
+                f"throughput: {runs} runs in {secs:.2f} s = {runs / secs:.1f} runs/s with "
+                f"{THREADS} threads at {LATENCY * 1000:.0f} ms; ideal {THREADS / LATENCY:.0f} "
+                f"runs/s; ratio {tratio:.3f} (target >= 0.9) {'OK' if tratio >= 0.9 else 'FAIL'}"
+            )
+        finally:
+            reg.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The daily budget: ``REGISTRY_DAILY_BUDGET_USD`` refuses runs once today's spend reaches it.
+
+"Today" is the UTC day. Spend is the sum of ``cost_usd`` of today's logged runs. It is read from
+the database at most every :data:`REFRESH_SECONDS` (so other processes' spend is seen within
+seconds) and this process's runs are added as they finish.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime
+
+from ..db import Database
+from ..errors import BudgetExceeded, ConfigurationError
+from .runlog import spent_since
+
+#: how often the day's spend is re-read from the database
+REFRESH_SECONDS = 5.0
+
+
+def daily_limit() -> float | None:
+    """``REGISTRY_DAILY_BUDGET_USD`` as a number, or None when unset."""
+    raw = os.environ.get("REGISTRY_DAILY_BUDGET_USD", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"REGISTRY_DAILY_BUDGET_USD must be a number of dollars, got {raw!r}"
+        ) from None
+    if value < 0:
+        raise ConfigurationError("REGISTRY_DAILY_BUDGET_USD must not be negative")
+    return value
+
+
+def _midnight_utc() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class DailyBudget:
+    """Today's spend, kept fresh, checked before every run when a budget is set."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._day: datetime | None = None
+        self._spent = 0.0
+        self._read_at = 0.0
+
+    def spent_today(self) -> float:
+        """USD logged today (UTC), from the database at most :data:`REFRESH_SECONDS` old."""
+        day = _midnight_utc()
+        now = time.monotonic()
+        with self._lock:
+            if self._day == day and now - self._read_at < REFRESH_SECONDS:
+                return self._spent
+        spent = spent_since(self.db, day)
+        with self._lock:
+            self._day, self._spent, self._read_at = day, spent, now
+        return spent
+
+    def add(self, cost: float | None) -> None:
+        """Count the cost of a run this process just logged."""
+        if not cost:
+            return
+        with self._lock:
+            if self._day == _midnight_utc():
+                self._spent += cost
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExceeded` when today's spend reached the budget."""
+        limit = daily_limit()
+        if limit is None:
+            return
+        spent = self.spent_today()
+        if spent >= limit:
+            raise BudgetExceeded(
+                f"today's spend ${spent:.4f} reached the daily budget of ${limit:.2f} "
+                "(REGISTRY_DAILY_BUDGET_USD): runs resume at 00:00 UTC, or raise the budget"
+            )
+
+
+__all__ = ["DailyBudget", "daily_limit"]

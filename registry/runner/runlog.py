@@ -1,0 +1,445 @@
+"""The run log: one row per call in ``runs``, feedback on runs, and the cost report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..db import Database
+from ..errors import NotFound, ValidationError
+from ..models.base import utcnow
+from ..models.runs import FeedbackRow, RunRow
+from .pricing import Usage
+from .result import RunResult
+
+_R = RunRow.__table__
+_F = FeedbackRow.__table__
+_INSERT_RUN = sa.insert(RunRow)
+_INSERT_FEEDBACK = sa.insert(FeedbackRow)
+
+#: a feedback name: letters, digits, ``_ - . :`` (e.g. ``thumbs_up``, ``rubric:tone``)
+FEEDBACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+MAX_COMMENT = 10_000
+MAX_ERROR_MESSAGE = 4_000
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON data (anything else becomes its ``str``)."""
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+
+
+@dataclass
+class RunRecord:
+    """A run being made: filled in step by step, written once as a row."""
+
+    id: str
+    created_at: datetime
+    started: float
+    prompt: str
+    label: str | None = None
+    unit_id: str | None = None
+    source: str = "app"
+    stream: bool = False
+    version: int | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    model: str | None = None
+    params: dict[str, Any] | None = None
+    variables: dict[str, Any] | None = None
+    input_hash: str | None = None
+    output_text: str | None = None
+    parsed: Any = None
+    stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    attempts: int = 0
+    cached: bool = False
+    status: str = "ok"
+    error_type: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    suite_run_id: str | None = None
+    meta: dict[str, Any] | None = None
+    written: bool = False
+
+    def to_row(self) -> dict[str, Any]:
+        """Column values of the ``runs`` row."""
+        u = self.usage
+        message = self.error_message
+        if message is not None and len(message) > MAX_ERROR_MESSAGE:
+            message = message[:MAX_ERROR_MESSAGE] + "…"
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "prompt": self.prompt[:200],
+            "version": self.version,
+            "label": self.label,
+            "experiment": self.experiment,
+            "variant": self.variant,
+            "unit_id": self.unit_id,
+            "model": self.model,
+            "params": self.params,
+            "variables": self.variables,
+            "input_hash": self.input_hash,
+            "output_text": self.output_text,
+            "parsed": self.parsed,
+            "stop_reason": self.stop_reason,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens,
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency_ms,
+            "ttft_ms": self.ttft_ms,
+            "attempts": self.attempts,
+            "cached": self.cached,
+            "stream": self.stream,
+            "status": self.status,
+            "error_type": self.error_type,
+            "error_message": message,
+            "request_id": self.request_id,
+            "source": self.source,
+            "suite_run_id": self.suite_run_id,
+            "metadata": self.meta,
+        }
+
+    def to_result(self) -> RunResult:
+        """The ``RunResult`` the caller gets."""
+        u = self.usage
+        return RunResult(
+            run_id=self.id,
+            name=self.prompt,
+            version=self.version,
+            label=self.label,
+            experiment=self.experiment,
+            variant=self.variant,
+            model=self.model,
+            text=self.output_text or "",
+            parsed=self.parsed,
+            stop_reason=self.stop_reason,
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cache_creation_input_tokens=u.cache_creation_input_tokens,
+            cache_read_input_tokens=u.cache_read_input_tokens,
+            cost_usd=self.cost_usd,
+            latency_ms=self.latency_ms,
+            ttft_ms=self.ttft_ms,
+            attempts=self.attempts,
+            cached=self.cached,
+            request_id=self.request_id,
+            status=self.status,
+            error_type=self.error_type,
+            error_message=self.error_message,
+            unit_id=self.unit_id,
+            source=self.source,
+            stream=self.stream,
+            suite_run_id=self.suite_run_id,
+            metadata=self.meta,
+            created_at=self.created_at,
+        )
+
+
+_JSON_COLUMNS = frozenset(c.name for c in _R.columns if isinstance(c.type, sa.JSON))
+_COLUMNS = tuple(c.name for c in _R.columns)
+#: the run insert for the SQLite fast path: plain DB-API, no statement compilation per call
+_SQLITE_INSERT = (
+    f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+
+
+def _sqlite_value(name: str, value: Any) -> Any:
+    """A column value as SQLAlchemy would bind it on SQLite (same storage formats)."""
+    if value is None:
+        return None
+    if name in _JSON_COLUMNS:
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+class RunLog:
+    """Writes run rows: one INSERT per call, committed before the call returns.
+
+    On a SQLite file the rows go through one dedicated DB-API connection (SQLite has a single
+    writer anyway), serialised by a lock: no pool checkout and no statement compilation per
+    call, which matters because the run log is on every call's path. Other engines use
+    SQLAlchemy with the registry's pool.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        memory = db.url.database in (None, "", ":memory:")
+        self._fast = db.is_sqlite and not memory
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._pid = 0
+
+    def write(self, record: RunRecord) -> None:
+        """Insert the run row of ``record``."""
+        row = record.to_row()
+        if self._fast:
+            values = [_sqlite_value(name, row[name]) for name in _COLUMNS]
+            with self._lock:
+                conn = self._connection()
+                try:
+                    conn.execute(_SQLITE_INSERT, values)
+                except BaseException:
+                    self._drop()
+                    raise
+        else:
+            with self.db.engine.begin() as c:
+                c.execute(_INSERT_RUN, row)
+        record.written = True
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._pid != os.getpid():
+            # a pooled connection has the registry's pragmas (WAL, busy timeout, autocommit)
+            fairy = self.db.engine.raw_connection()
+            fairy.detach()
+            self._conn = fairy.dbapi_connection
+            self._pid = os.getpid()
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        """Close the dedicated connection (if any)."""
+        with self._lock:
+            self._drop()
+
+
+def write_run(db: Database, record: RunRecord) -> None:
+    """Insert one run row through SQLAlchemy (for callers without a :class:`RunLog`)."""
+    with db.engine.begin() as c:
+        c.execute(_INSERT_RUN, record.to_row())
+    record.written = True
+
+
+def load_run(db: Database, run_id: str) -> RunResult:
+    """The logged run ``run_id`` as a ``RunResult``; ``NotFound`` when there is none."""
+    with db.engine.connect() as conn:
+        row = conn.execute(sa.select(_R).where(_R.c.id == str(run_id))).mappings().first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} does not exist", run_id=run_id)
+    return RunResult(
+        run_id=row["id"],
+        name=row["prompt"],
+        version=row["version"],
+        label=row["label"],
+        experiment=row["experiment"],
+        variant=row["variant"],
+        model=row["model"],
+        text=row["output_text"] or "",
+        parsed=row["parsed"],
+        stop_reason=row["stop_reason"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cache_creation_input_tokens=row["cache_creation_input_tokens"],
+        cache_read_input_tokens=row["cache_read_input_tokens"],
+        cost_usd=row["cost_usd"],
+        latency_ms=row["latency_ms"],
+        ttft_ms=row["ttft_ms"],
+        attempts=row["attempts"],
+        cached=row["cached"],
+        request_id=row["request_id"],
+        status=row["status"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        unit_id=row["unit_id"],
+        source=row["source"],
+        stream=row["stream"],
+        suite_run_id=row["suite_run_id"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+    )
+
+
+def add_feedback(db: Database, run_id: str, name: str, value: float, *, comment: str = "") -> int:
+    """Attach a score to a run; returns the feedback id.
+
+    Raises ``NotFound`` for an unknown run and ``ValidationError`` for a bad name, a value
+    that is not a finite number, or a comment longer than 10,000 characters.
+    """
+    if not isinstance(name, str) or not FEEDBACK_NAME.match(name):
+        raise ValidationError(
+            f"feedback name {name!r} is not valid: use up to 64 letters, digits, _ . : - "
+            "(e.g. 'thumbs_up')",
+            field="name",
+        )
+    if isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(
+            f"feedback value must be a finite number, got {value!r}", field="value"
+        )
+    if not isinstance(comment, str):
+        raise ValidationError("feedback comment must be a string", field="comment")
+    if len(comment) > MAX_COMMENT:
+        raise ValidationError(
+            f"feedback comment is longer than {MAX_COMMENT} characters", field="comment"
+        )
+    with db.transaction() as s:
+        exists = s.execute(sa.select(_R.c.id).where(_R.c.id == str(run_id))).first()
+        if exists is None:
+            raise NotFound(f"run {run_id!r} does not exist", run_id=run_id)
+        result = s.execute(
+            _INSERT_FEEDBACK.values(
+                run_id=str(run_id),
+                name=name,
+                value=float(value),
+                comment=comment,
+                created_at=utcnow(),
+            )
+        )
+        key = result.inserted_primary_key  # type: ignore[attr-defined]
+        return int(key[0]) if key else 0
+
+
+def spent_since(db: Database, since: datetime) -> float:
+    """USD logged by runs created at or after ``since``."""
+    with db.engine.connect() as conn:
+        total = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(_R.c.cost_usd), 0.0)).where(
+                _R.c.created_at >= since
+            )
+        ).scalar()
+    return float(total or 0.0)
+
+
+# -- the cost report -----------------------------------------------------------------------
+
+COST_GROUPS = ("prompt", "version", "model", "day", "source")
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """Spend, tokens and run counts of one group of runs."""
+
+    key: str
+    runs: int
+    errors: int
+    cached: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    #: runs of models without a price (not in ``cost_usd``)
+    unpriced: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "key": self.key,
+            "runs": self.runs,
+            "errors": self.errors,
+            "cached": self.cached,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "unpriced": self.unpriced,
+        }
+
+
+def _day(db: Database) -> sa.ColumnElement[Any]:
+    if db.dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", _R.c.created_at), "YYYY-MM-DD")
+    return sa.func.strftime("%Y-%m-%d", _R.c.created_at)
+
+
+def cost_report(
+    db: Database,
+    *,
+    by: str = "prompt",
+    since: datetime | None = None,
+    source: str | None = None,
+) -> list[CostLine]:
+    """Spend per prompt, version, model, day or source, most expensive first (days in order)."""
+    if by not in COST_GROUPS:
+        raise ValidationError(f"group by one of {', '.join(COST_GROUPS)}, not {by!r}", field="by")
+    keys: list[sa.ColumnElement[Any]]
+    if by == "prompt":
+        keys = [_R.c.prompt]
+    elif by == "version":
+        keys = [_R.c.prompt, _R.c.version]
+    elif by == "model":
+        keys = [_R.c.model]
+    elif by == "source":
+        keys = [_R.c.source]
+    else:
+        keys = [_day(db).label("day")]
+    query = sa.select(
+        *keys,
+        sa.func.count().label("runs"),
+        sa.func.sum(sa.case((_R.c.status == "error", 1), else_=0)).label("errors"),
+        sa.func.sum(sa.case((_R.c.cached, 1), else_=0)).label("cached"),
+        sa.func.coalesce(sa.func.sum(_R.c.input_tokens), 0).label("input_tokens"),
+        sa.func.coalesce(sa.func.sum(_R.c.output_tokens), 0).label("output_tokens"),
+        sa.func.coalesce(sa.func.sum(_R.c.cost_usd), 0.0).label("cost_usd"),
+        sa.func.sum(
+            sa.case(
+                (sa.and_(_R.c.cost_usd.is_(None), _R.c.status == "ok", sa.not_(_R.c.cached)), 1),
+                else_=0,
+            )
+        ).label("unpriced"),
+    ).group_by(*keys)
+    if since is not None:
+        query = query.where(_R.c.created_at >= since)
+    if source is not None:
+        query = query.where(_R.c.source == source)
+    with db.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    lines = []
+    for row in rows:
+        if by == "version":
+            key = f"{row[0]} v{row[1]}" if row[1] is not None else f"{row[0]} (unresolved)"
+        else:
+            key = str(row[0]) if row[0] is not None else "(none)"
+        lines.append(
+            CostLine(
+                key=key,
+                runs=int(row.runs),
+                errors=int(row.errors or 0),
+                cached=int(row.cached or 0),
+                input_tokens=int(row.input_tokens or 0),
+                output_tokens=int(row.output_tokens or 0),
+                cost_usd=float(row.cost_usd or 0.0),
+                unpriced=int(row.unpriced or 0),
+            )
+        )
+    if by == "day":
+        lines.sort(key=lambda line: line.key)
+    else:
+        lines.sort(key=lambda line: (-line.cost_usd, line.key))
+    return lines
+
+
+__all__ = [
+    "COST_GROUPS",
+    "CostLine",
+    "RunLog",
+    "RunRecord",
+    "add_feedback",
+    "cost_report",
+    "json_safe",
+    "load_run",
+    "spent_since",
+    "write_run",
+]
