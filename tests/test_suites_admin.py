@@ -120,6 +120,9 @@ def test_editors_create_edit_and_delete_cases_with_errors_on_the_form(suite_app:
 def test_run_a_suite_from_the_version_page_and_read_the_results(suite_app: Flask) -> None:
     editor = client_as(suite_app, "editor")
     reg = get_registry(suite_app)
+    version_page = text(editor.get("/admin/prompts/capitals/-/v/2"))
+    assert 'id="suite-panel"' in version_page and "Run suite on v2" in version_page
+    assert "production is gated: its regression suite has never run on v2" in version_page
     panel = editor.get("/admin/suites/version/2/capitals")
     assert panel.status_code == 200
     assert "production is gated for v2" in text(panel) and "never run on v2" in text(panel)
