@@ -138,7 +138,7 @@ def _version_ids(
         sa.select(VersionRow.version, VersionRow.id).where(
             VersionRow.prompt_id == prompt_id, VersionRow.version.in_(set(versions))
         )
-    ).tuples()
+    )
     found = {version: version_id for version, version_id in rows}
     missing = sorted(set(versions) - set(found))
     if missing:
