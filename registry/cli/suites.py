@@ -170,7 +170,7 @@ def comparison_table(cmp: SuiteComparison) -> Table:
             cell(c.old),
             cell(c.new),
             "\n".join(changes) or "-",
-            _signed(c.cost_delta, ".4f"),
+            _signed(c.cost_delta, ".6f"),
             _signed(c.latency_delta, ".0f") + (" ms" if c.latency_delta is not None else ""),
         )
     return table
@@ -179,7 +179,7 @@ def comparison_table(cmp: SuiteComparison) -> Table:
 def _summary(cmp: SuiteComparison) -> str:
     parts = [f"{len(cmp.regressions)} regression(s)", f"{len(cmp.fixes)} fix(es)"]
     if cmp.cost_delta is not None:
-        parts.append(f"cost {_signed(cmp.cost_delta, '.4f')} USD")
+        parts.append(f"cost {_signed(cmp.cost_delta, '.6f')} USD")
     if cmp.latency_delta is not None:
         parts.append(f"latency {_signed(cmp.latency_delta, '.0f')} ms per case")
     return ", ".join(parts)
