@@ -222,3 +222,31 @@ def test_init_then_test_all_on_a_fresh_database(tmp_path: Path, fake_api: FakeAn
     result = invoke(db, "test", "--all", "-k", "4")
     assert result.exit_code == 0, result.output
     assert "5 suite(s) run, 5 passed, 0 failed" in result.stdout
+
+
+def test_the_label_command_is_gated_and_overrides_need_a_reason(db: str) -> None:
+    refused = invoke(db, "label", "capitals", "production", "2", "--actor", "bob")
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == (
+        "error: cannot move 'production' of 'capitals' to v2: its regression suite has never run "
+        "on v2; run `python manage.py test capitals --version 2`; an admin may override with a reason"
+    )
+    no_reason = invoke(db, "label", "capitals", "production", "2", "--override")
+    assert no_reason.exit_code == 1 and "needs a reason" in no_reason.stderr
+    done = invoke(
+        db,
+        "label",
+        "capitals",
+        "production",
+        "2",
+        "--override",
+        "--reason",
+        "known flake",
+        "--actor",
+        "root",
+    )
+    assert done.exit_code == 0, done.output
+    with Registry(db) as reg:
+        last = reg.label_history("capitals", "production")[-1]
+    assert (last.kind, last.reason, last.actor) == ("override", "known flake", "root")
+    assert invoke(db, "label", "capitals", "staging", "2").exit_code == 0  # never gated
