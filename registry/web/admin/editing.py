@@ -199,7 +199,7 @@ def area_of(exc: RegistryError) -> str:
 
 
 def placeholder_values(contract: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Values of the right type for every variable (defaults where declared)."""
+    """Values of the right type for every required variable (declared defaults where set)."""
     samples = {
         "string": "example",
         "integer": 1,
@@ -210,19 +210,18 @@ def placeholder_values(contract: Mapping[str, Mapping[str, Any]]) -> dict[str, A
     }
     out: dict[str, Any] = {}
     for name, spec in contract.items():
-        out[name] = (
-            spec["default"]
-            if "default" in spec
-            else samples.get(spec.get("type", "string"), "example")
-        )
+        if spec.get("default") is not None:
+            out[name] = spec["default"]
+        elif spec.get("required", True):
+            out[name] = samples.get(spec.get("type", "string"), "example")
     return out
 
 
-def sandbox_check(reg: Registry, name: str, content: Mapping[str, Any]) -> str | None:
-    """Render the unsaved content once with placeholder values; the sandbox message if blocked.
+def sandbox_check(reg: Registry, name: str, content: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Render each unsaved template once with placeholder values.
 
-    Only a sandbox violation is reported: other render errors depend on the values and are
-    the preview's business.
+    Returns ``(form area, message)`` for the first sandbox violation, else None. Other
+    render errors depend on the values and are the preview's business.
     """
 
     def resolve(ref: IncludeRef) -> tuple[str, Any]:
@@ -233,21 +232,29 @@ def sandbox_check(reg: Registry, name: str, content: Mapping[str, Any]) -> str |
         )
         return include_source(target.system, target.messages), lambda: False
 
-    try:
-        compiled = CompiledPrompt(
-            make_environment(resolve),
-            name=name,
-            version=0,
-            system=content.get("system"),
-            messages=list(content.get("messages") or []),
-            settings=dict(content.get("settings") or {}),
-            contract=dict(content.get("variables") or {}),
-        )
-        compiled.render(placeholder_values(content.get("variables") or {}))
-    except SecurityError as exc:
-        return exc.message.replace(f"{name} v0: ", "")
-    except RegistryError:
-        return None
+    env = make_environment(resolve)
+    contract = dict(content.get("variables") or {})
+    values = placeholder_values(contract)
+    sources: list[tuple[str, str | None, list[dict[str, str]]]] = []
+    if content.get("system"):
+        sources.append(("system", content["system"], []))
+    for i, m in enumerate(content.get("messages") or []):
+        sources.append((f"messages.{i}", None, [dict(m)]))
+    for area, system, messages in sources:
+        try:
+            CompiledPrompt(
+                env,
+                name=name,
+                version=0,
+                system=system,
+                messages=messages,
+                settings={},
+                contract=contract,
+            ).render(values)
+        except SecurityError as exc:
+            return area, exc.message.replace(f"{name} v0: ", "")
+        except RegistryError:
+            continue
     return None
 
 

@@ -15,7 +15,7 @@ from flask import abort, flash, make_response, redirect, request, url_for
 
 from ... import config
 from ...errors import NotFound, RegistryError, ValidationError
-from ...versions import PromptVersion
+from ...versions import PromptVersion, validate_content
 from .. import get_registry
 from . import editing
 from .compat import expose
@@ -274,15 +274,18 @@ class PromptsView(ProtectedView):
 
     def _save(self, form: editing.EditorForm, name: str, *, is_new: bool, latest: int = 0) -> Any:
         reg = get_registry()
+        kwargs = editing.content_kwargs(form)
+        if kwargs is not None:
+            try:
+                validate_content(**kwargs)
+            except RegistryError as exc:
+                form.error(editing.area_of(exc), exc.message)
+            else:
+                blocked = editing.sandbox_check(reg, name, kwargs)
+                if blocked:
+                    form.error(blocked[0], f"sandbox violation: {blocked[1]}")
         if not form.message:
             form.error("message", "describe your change in a commit message")
-        kwargs = editing.content_kwargs(form)
-        if kwargs is not None and not form.has_errors:
-            blocked = editing.sandbox_check(reg, name, kwargs)
-            if blocked:
-                form.error(
-                    editing.area_of(ValidationError(blocked)), f"sandbox violation: {blocked}"
-                )
         if form.has_errors or kwargs is None:
             status = 409 if "stale" in form.errors and len(form.errors) == 1 else 422
             return self._editor(form, is_new=is_new, latest=latest, status=status)

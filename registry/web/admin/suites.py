@@ -36,7 +36,6 @@ from ...suites import (
     delete_case,
     get_case_by_id,
     get_suite_run,
-    latest_by_version,
     list_cases,
     promotion_status,
     run_suite,
@@ -44,6 +43,7 @@ from ...suites import (
     update_case,
 )
 from ...suites.gate import is_protected
+from ...suites.results import latest_by_prompt
 from ...suites.runner import default_concurrency
 from .. import get_registry
 from .compat import Admin, expose
@@ -134,14 +134,14 @@ class SuitesView(ProtectedView):
 
     @expose("/")
     def index(self) -> Any:
-        """Every prompt with its case count and the newest suite run of its newest version."""
+        """Every prompt with its case count and its newest suite run."""
         reg = get_registry()
         counts = case_counts(reg)
-        rows = []
-        for p in reg.prompts():
-            latest = latest_by_version(reg, p.name) if counts.get(p.name) else {}
-            newest = max(latest.values(), key=lambda r: r.id) if latest else None
-            rows.append({"prompt": p, "cases": counts.get(p.name, 0), "latest": newest})
+        latest = latest_by_prompt(reg)
+        rows = [
+            {"prompt": p, "cases": counts.get(p.name, 0), "latest": latest.get(p.name)}
+            for p in reg.prompts()
+        ]
         return self.render("admin_ui/suites/index.html", rows=rows)
 
     @expose("/prompt/<path:name>")
