@@ -264,6 +264,18 @@ def latest_by_version(reg: Registry, name: str) -> dict[int, SuiteRun]:
         return {r.version: row_to_suite_run(r, name) for r in rows}
 
 
+def latest_by_prompt(reg: Registry) -> dict[str, SuiteRun]:
+    """The newest suite run of every prompt that has one (two queries whatever the count)."""
+    newest = sa.select(sa.func.max(SuiteRunRow.id)).group_by(SuiteRunRow.prompt_id)
+    with reg.db.snapshot() as s:
+        rows = s.execute(
+            sa.select(SuiteRunRow, PromptRow.name)
+            .join(PromptRow, PromptRow.id == SuiteRunRow.prompt_id)
+            .where(SuiteRunRow.id.in_(newest))
+        ).all()
+        return {name: row_to_suite_run(row, name) for row, name in rows}
+
+
 __all__ = [
     "ERROR",
     "FAILED",
@@ -272,6 +284,7 @@ __all__ = [
     "CaseResult",
     "SuiteRun",
     "get_suite_run",
+    "latest_by_prompt",
     "latest_by_version",
     "latest_suite_run",
     "suite_runs",

@@ -363,7 +363,7 @@ def suite_summary(name: str, version: int) -> dict[str, Any]:
     """
     reg = get_registry()
     history = suite_runs(reg, name, version=version, limit=1)
-    cases = case_counts(reg).get(name, 0)
+    cases = len(list_cases(reg, name))
     return {
         "cases": cases,
         "latest": history[0] if history else None,
