@@ -140,7 +140,10 @@ def costs_command(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(by, "runs", "errors", "cached", "input tokens", "output tokens", "cost (USD)")
+    table = Table(title=f"spend by {by}" + (f" since {since}" if since else ""))
+    table.add_column(by, no_wrap=True)
+    for header in ("runs", "errors", "cached", "tokens in", "tokens out", "USD"):
+        table.add_column(header, justify="right")
     for line in lines:
         cost = f"{line.cost_usd:.4f}" + (f" (+{line.unpriced} unpriced)" if line.unpriced else "")
         table.add_row(

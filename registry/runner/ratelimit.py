@@ -282,10 +282,25 @@ class RateLimiter:
         return gate.acquire(tokens, deadline)
 
     def pause(self, model: str, seconds: float) -> None:
-        """Hold new requests for ``model`` for ``seconds`` (the API said retry-after)."""
+        """Hold new requests for ``model`` for ``seconds`` (the API said retry-after).
+
+        A model without limits gets a gate from now on, so its callers wait too.
+        """
+        if seconds <= 0:
+            return
         gate = self._gate(model)
-        if gate is not None and seconds > 0:
-            gate.pause(time.monotonic() + seconds)
+        if gate is None:
+            with self._lock:
+                gate = self._gates.get(model)
+                if gate is None:
+                    gate = _Gate(model, ModelLimits())
+                    self._gates[model] = gate
+        gate.pause(time.monotonic() + seconds)
+
+    def paused_for(self, model: str) -> float:
+        """Seconds new requests for ``model`` still wait because of a retry-after (0 if none)."""
+        gate = self._gates.get(model)
+        return max(0.0, gate.paused_until - time.monotonic()) if gate is not None else 0.0
 
     def in_flight(self, model: str) -> int:
         """Requests for ``model`` holding a slot now."""
