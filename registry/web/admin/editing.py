@@ -71,6 +71,22 @@ def dump_yaml(value: Any) -> str:
     return text
 
 
+def compact_contract(contract: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """The contract without keys at their default value (easier to read and edit)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in (contract or {}).items():
+        out[name] = {
+            key: value
+            for key, value in spec.items()
+            if not (
+                (key == "default" and value is None)
+                or (key == "sensitive" and value is False)
+                or (key == "description" and value in ("", None))
+            )
+        }
+    return out
+
+
 def form_from_version(
     v: PromptVersion, *, description: str = "", tags: list[str] | None = None
 ) -> EditorForm:
@@ -80,7 +96,7 @@ def form_from_version(
         system=v.system or "",
         messages=[dict(m) for m in v.messages] or [{"role": "user", "content": ""}],
         settings=dump_yaml(v.settings),
-        variables=dump_yaml(v.variables),
+        variables=dump_yaml(compact_contract(v.variables)),
         output_schema=dump_yaml(v.output_schema) if v.output_schema is not None else "",
         message="",
         description=description,

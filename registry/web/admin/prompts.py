@@ -170,7 +170,7 @@ class PromptsView(ProtectedView):
             gate=gate,
             versions=version_numbers(reg, name),
             settings_yaml=editing.dump_yaml(v.settings),
-            variables_yaml=editing.dump_yaml(v.variables),
+            variables_yaml=editing.dump_yaml(editing.compact_contract(v.variables)),
             schema_yaml=editing.dump_yaml(v.output_schema) if v.output_schema is not None else "",
         )
         return make_response(body, status)
