@@ -266,9 +266,7 @@ def test_sticky_units_keep_their_variant_when_weights_change(prompt_reg: Registr
     assert newcomers == {"treatment"}
     ex.runtime(prompt_reg).flush()
     with prompt_reg.db.snapshot() as s:
-        stored = dict(
-            s.execute(sa.select(AssignmentRow.unit_id, AssignmentRow.variant)).all()
-        )
+        stored = dict(s.execute(sa.select(AssignmentRow.unit_id, AssignmentRow.variant)).all())
     assert all(stored[u] == before[u] for u in units)
 
 

@@ -237,7 +237,6 @@ class ExperimentRuntime:
             current = {id(entry[1]) for entry in self._running.values() if entry[1] is not None}
             keep: list[dict[str, Any]] = []
             move: list[dict[str, Any]] = []
-            now = datetime.now(UTC)
             finished: list[_Active] = []
             for active in actives:
                 counts: dict[str, int] = {}
@@ -258,8 +257,6 @@ class ExperimentRuntime:
                             "unit_id": unit_id,
                             "variant": variant,
                             "exposures": count,
-                            "first_seen": now,
-                            "last_seen": now,
                         }
                     )
             if finished:
@@ -270,7 +267,10 @@ class ExperimentRuntime:
             return len(keep) + len(move)
 
     def _write_exposures(self, keep: list[dict[str, Any]], move: list[dict[str, Any]]) -> None:
-        insert = _upsert(self._reg.db.dialect)(_A)
+        # timestamps come from the database clock: no per-row datetime binding (the slow part)
+        insert = _upsert(self._reg.db.dialect)(_A).values(
+            first_seen=sa.func.now(), last_seen=sa.func.now()
+        )
         update = {
             "exposures": _A.c.exposures + insert.excluded.exposures,
             "last_seen": insert.excluded.last_seen,
