@@ -682,3 +682,10 @@ def test_session_token_is_stored_hashed(app: Flask) -> None:
         stored = list(conn.execute(sa.text("SELECT token_hash FROM user_sessions")).scalars())
     assert token not in stored
     assert len(stored) == 1
+
+
+def test_admin_pages_are_not_framed_or_cached(app: Flask) -> None:
+    response = client_as(app, "viewer").get("/admin/prompts/")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

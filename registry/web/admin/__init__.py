@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 
 #: modules of other capabilities that add admin pages; each defines ``register(admin, app)``
@@ -121,6 +121,17 @@ def init_app(app: Flask) -> None:
     app.extensions["registry_admin"] = admin
     admin.add_view(LoginView(name="Log in", endpoint="admin_login", url="login"))
     admin.add_view(LogoutView(name="Log out", endpoint="admin_logout", url="logout"))
+
+    @app.after_request
+    def _admin_headers(response: Response) -> Response:
+        # logged-in pages: no framing (clickjacking), no caching (back button after logout)
+        if request.path.startswith("/admin") and "/static/" not in request.path:
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            if response.mimetype == "text/html":
+                response.headers.setdefault("Cache-Control", "no-store")
+        return response
 
     @app.context_processor
     def _user_context() -> dict[str, Any]:
