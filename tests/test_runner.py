@@ -318,6 +318,23 @@ def test_cached_structured_answer_keeps_its_parsed_object_when_streamed(
     assert stream.result.parsed == {"revenue": "1"}
 
 
+def test_cache_can_be_switched_on_per_prompt_or_version(
+    sqlite_url: str, fake_api: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRY_CACHE_PROMPTS", "qa@2, other")
+    with Registry(sqlite_url, cache_ttl=0) as reg:
+        make_prompt(reg)
+        make_prompt(reg, system="Version two.")
+        make_prompt(reg, name="other")
+        assert [reg.run("qa", {"question": "x"}, version=1).cached for _ in range(2)] == [False] * 2
+        assert [reg.run("qa", {"question": "x"}, version=2).cached for _ in range(2)] == [
+            False,
+            True,
+        ]
+        assert [reg.run("other", {"question": "x"}).cached for _ in range(2)] == [False, True]
+        assert not reg.run("other", {"question": "x"}, cache=False).cached  # the call decides
+
+
 def test_redis_cache_is_shared_between_processes(
     sqlite_url: str, fake_api: FakeAnthropic, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

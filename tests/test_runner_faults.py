@@ -225,6 +225,14 @@ def test_stream_cut_before_any_text_is_retried(reg: Registry, fake_api: FakeAnth
     assert one_row(reg)["status"] == "ok"
 
 
+def test_malformed_stream_is_retried(reg: Registry, fake_api: FakeAnthropic) -> None:
+    fake_api.enqueue(Reply.malformed(), Reply.text("clean"))
+    stream = reg.stream("qa", Q)
+    assert "".join(stream) == "clean"
+    row = one_row(reg)
+    assert (row["status"], row["attempts"]) == ("ok", 2)
+
+
 def test_error_event_before_any_text_is_retried(reg: Registry, fake_api: FakeAnthropic) -> None:
     fake_api.enqueue(Reply.stream_error_event(""), Reply.text("fine"))
     assert "".join(reg.stream("qa", Q)) == "fine"
@@ -338,3 +346,20 @@ def test_queue_deadline_gives_a_clear_rate_limited_error(
         ("error", "rate_limited", 0),
         ("ok", None, 1),
     ]
+
+
+def test_token_limit_can_count_tokens_with_the_api(reg: Registry, fake_api: FakeAnthropic) -> None:
+    reg.runner.limiter.configure("claude-sonnet-4-6", ModelLimits(itpm=100_000, count_tokens=True))
+    fake_api.enqueue(Reply.text("", input_tokens=42), endpoint="count_tokens")
+    assert reg.run("qa", Q).ok
+    paths = [r.path for r in fake_api.requests]
+    assert paths == ["/v1/messages/count_tokens", "/v1/messages"]
+    assert one_row(reg)["attempts"] == 1
+
+
+def test_closed_runner_can_run_again(reg: Registry, fake_api: FakeAnthropic) -> None:
+    assert reg.run("qa", Q).ok
+    reg.runner.close()
+    fake_api.enqueue(Reply.error(529), Reply.text("after close"))
+    assert reg.run("qa", Q).text == "after close"
+    assert [r["attempts"] for r in run_rows(reg)] == [1, 2]

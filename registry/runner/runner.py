@@ -235,8 +235,12 @@ class Runner:
         self._cache_store().clear()
 
     def close(self) -> None:
-        """Release the HTTP client and the cache connection; pending retry waits end at once."""
-        self._closed.set()
+        """Release the HTTP client and the cache connection; pending retry waits end at once.
+
+        The runner stays usable: a later call opens what it needs again.
+        """
+        closing, self._closed = self._closed, threading.Event()
+        closing.set()
         with self._lock:
             client, self._client_obj = self._client_obj, None
             cache = self._cache
