@@ -761,3 +761,36 @@ def test_every_seed_round_trips_through_the_editor_unchanged(seeded_app: Flask) 
         )
         assert "Nothing saved: the content is identical" in text(response), prompt.name
         assert reg.get(prompt.name, label="latest").version == prompt.latest_version
+
+
+def test_description_and_tags_change_without_a_new_version(
+    editor: FlaskClient, reg: Registry
+) -> None:
+    reg.create_version(
+        "p",
+        **simple_version(
+            system="Same.",
+            settings={"model": "claude-sonnet-4-6", "max_tokens": 300},
+            variables={"question": {"type": "string", "required": True}},
+        ),
+    )
+    form = version_form(system="Same.", base_version="1", description="Now described", tags="a b")
+    response = post(editor, "/admin/prompts/p/-/edit", form, follow_redirects=True)
+    assert "The description and tags were updated." in text(response)
+    prompt = reg.prompt("p")
+    assert (prompt.description, prompt.tags, prompt.latest_version) == (
+        "Now described",
+        ["a", "b"],
+        1,
+    )
+
+
+def test_diff_lines_that_look_like_headers_are_still_changes(
+    editor: FlaskClient, reg: Registry
+) -> None:
+    reg.create_version("p", **simple_version(system="keep\n-- a sql comment"))
+    reg.create_version("p", **simple_version(system="keep\n++ plus plus"))
+    page = text(editor.get("/admin/prompts/p/-/diff?old=1&new=2"))
+    assert '<div class="del">--- a sql comment</div>' in page
+    assert '<div class="add">+++ plus plus</div>' in page
+    assert '<div class="file">--- v1</div>' in page

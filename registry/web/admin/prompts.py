@@ -34,9 +34,9 @@ from .security import ProtectedView, actor_name, current_user, require_role
 SUGGESTED_LABELS = ("staging", "production")
 
 
-def diff_line_class(line: str) -> str:
-    """CSS class of a unified-diff line."""
-    if line.startswith(("+++", "---")):
+def diff_line_class(line: str, index: int) -> str:
+    """CSS class of line ``index`` of a unified diff (the two header lines come first)."""
+    if index < 2 and line.startswith(("---", "+++")):
         return "file"
     if line.startswith("@@"):
         return "hunk"
@@ -289,6 +289,7 @@ class PromptsView(ProtectedView):
         if form.has_errors or kwargs is None:
             status = 409 if "stale" in form.errors and len(form.errors) == 1 else 422
             return self._editor(form, is_new=is_new, latest=latest, status=status)
+        before = prompt_info(reg, name)
         try:
             saved = reg.create_version(
                 name,
@@ -302,7 +303,15 @@ class PromptsView(ProtectedView):
             form.error(editing.area_of(exc), exc.message)
             return self._editor(form, is_new=is_new, latest=latest, status=422)
         if not is_new and saved.version <= latest:
-            flash(f"Nothing saved: the content is identical to version {saved.version}.", "info")
+            note = ""
+            if before is not None and (
+                before.description != form.description
+                or before.tags != sorted(set(editing.parse_tags(form.tags)))
+            ):
+                note = " The description and tags were updated."
+            flash(
+                f"Nothing saved: the content is identical to version {saved.version}.{note}", "info"
+            )
         else:
             flash(f"Saved {name} version {saved.version}.", "success")
         return redirect(url_for(".version", name=name, version=saved.version))
