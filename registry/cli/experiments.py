@@ -247,17 +247,6 @@ def report_cmd(state: State, key: str, alpha: float, as_json: bool) -> None:
     print_report(report, _console())
 
 
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    if unit == "USD":
-        sign = "-" if value < 0 else ""
-        return f"{sign}${abs(value):.6f}" if abs(value) < 1 else f"{sign}${abs(value):,.2f}"
-    if unit == "rate":
-        return f"{value * 100:.2f}%"
-    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
 def _p(value: float) -> str:
     if math.isnan(value):
         return "-"
@@ -299,15 +288,14 @@ def print_report(report: Any, console: Console) -> None:
     )
     comparisons = {(c.metric, c.variant): c for c in report.comparisons}
     for m in report.metrics:
-        unit = "rate" if m.kind == "rate" else m.unit
         for i, v in enumerate(report.variants):
             s = v.metrics[m.name]
-            mean = f"{_fmt(s.mean, unit)} [{_fmt(s.low, unit)}, {_fmt(s.high, unit)}]"
+            mean = f"{m.format(s.mean)} [{m.format(s.low)}, {m.format(s.high)}]"
             c = comparisons.get((m.name, v.key))
             if c is None:
                 row = [m.title if i == 0 else "", v.key, mean, "", "", "", "", ""]
             else:
-                delta = f"{_fmt(c.diff, unit)} [{_fmt(c.low, unit)}, {_fmt(c.high, unit)}]"
+                delta = f"{m.format(c.diff)} [{m.format(c.low)}, {m.format(c.high)}]"
                 rel = "-" if math.isnan(c.relative) else f"{c.relative:+.1%}"
                 flag = ""
                 if c.significant:

@@ -34,6 +34,17 @@ class Metric:
     higher_is_better: bool = False
     unit: str = ""
 
+    def format(self, value: float | None) -> str:
+        """A value of this metric for people: ``12.50%``, ``$0.000421``, ``1,234`` (``-``: none)."""
+        if value is None or math.isnan(value):
+            return "-"
+        if self.kind == "rate":
+            return f"{value * 100:.2f}%"
+        if self.unit == "USD":
+            sign = "-" if value < 0 else ""
+            return f"{sign}${abs(value):.6f}" if abs(value) < 1 else f"{sign}${abs(value):,.2f}"
+        return f"{value:,.4g}" if abs(value) < 10_000 else f"{value:,.0f}"
+
 
 #: metrics read from the runs table (means over successful runs, rates over every run)
 RUN_METRICS: dict[str, Metric] = {
