@@ -687,5 +687,5 @@ def test_session_token_is_stored_hashed(app: Flask) -> None:
 def test_admin_pages_are_not_framed_or_cached(app: Flask) -> None:
     response = client_as(app, "viewer").get("/admin/prompts/")
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-cache"
     assert response.headers["X-Content-Type-Options"] == "nosniff"

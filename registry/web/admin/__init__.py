@@ -124,13 +124,14 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _admin_headers(response: Response) -> Response:
-        # logged-in pages: no framing (clickjacking), no caching (back button after logout)
+        # logged-in pages: no framing (clickjacking), not kept by shared caches; not no-store,
+        # which would make the back button re-post forms such as the preview
         if request.path.startswith("/admin") and "/static/" not in request.path:
             response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
             response.headers.setdefault("Referrer-Policy", "same-origin")
             if response.mimetype == "text/html":
-                response.headers.setdefault("Cache-Control", "no-store")
+                response.headers.setdefault("Cache-Control", "private, no-cache")
         return response
 
     @app.context_processor
