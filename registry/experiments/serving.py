@@ -2,8 +2,9 @@
 
 ``assigned_version(reg, name, unit_id, label)`` is what ``Registry.get(..., unit_id=...)`` calls.
 It keeps, per prompt, the running experiment (or the fact that none runs) for ``reg.cache_ttl``
-seconds (0: looked up on every call), plus a bounded memo of unit -> served version, so a warm
-call costs a couple of dictionary lookups, and an unseen unit two BLAKE2b hashes.
+seconds (0: looked up on every call; when it expires one thread reloads it while the others keep
+serving the previous state), plus a bounded memo of unit -> served version, so a warm call costs
+a couple of dictionary lookups, and an unseen unit one or two BLAKE2b hashes.
 
 Exposures (a ``get`` with a unit id that is served a variant) are appended to an in-memory queue
 (a lock-free ``deque.append``) and written by a background thread every ``flush_interval``
@@ -100,6 +101,7 @@ class ExperimentRuntime:
         self._actives: list[_Active] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._flusher_pid = 0
@@ -112,8 +114,8 @@ class ExperimentRuntime:
     def assign(self, name: str, unit_id: str, label: str | None) -> PromptVersion | None:
         """The version ``unit_id`` is served for ``name`` at ``label``, or None (label applies)."""
         entry = self._running.get(name)
-        if entry is None or entry[0] <= time.monotonic():  # noqa: SIM108 (hot path, kept plain)
-            active = self._refresh(name)
+        if entry is None or entry[0] <= time.monotonic():
+            active = self._refresh_or_stale(name, entry)
         else:
             active = entry[1]
         if active is None:
@@ -144,6 +146,19 @@ class ExperimentRuntime:
             self._running.clear()
         else:
             self._running.pop(name, None)
+
+    def _refresh_or_stale(
+        self, name: str, entry: tuple[float, _Active | None] | None
+    ) -> _Active | None:
+        """Reload an expired entry; while one thread reloads, the others serve the stale one."""
+        if entry is None or self._reg.cache_ttl <= 0:
+            return self._refresh(name)
+        if not self._refreshing.acquire(blocking=False):
+            return entry[1]
+        try:
+            return self._refresh(name)
+        finally:
+            self._refreshing.release()
 
     def _refresh(self, name: str) -> _Active | None:
         with self._reg.db.snapshot() as s:
