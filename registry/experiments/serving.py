@@ -249,7 +249,8 @@ class ExperimentRuntime:
         with self._flush_lock:
             with self._lock:
                 actives = list(self._actives)
-            current = {id(entry[1]) for entry in self._running.values() if entry[1] is not None}
+            # list() copies under the GIL: request threads may add prompts meanwhile
+            current = {id(e[1]) for e in list(self._running.values()) if e[1] is not None}
             keep: list[dict[str, Any]] = []
             move: list[dict[str, Any]] = []
             finished: list[_Active] = []
