@@ -20,7 +20,6 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from ...api_keys import ApiKeyInfo, authenticate_api_key, require_scope
 from ...errors import AuthenticationError, ValidationError
-from ...model_settings import describe_pydantic_error
 from .. import get_registry
 
 #: default cap of a request body, in bytes (``API_MAX_BODY_BYTES`` in the app config)
@@ -128,11 +127,16 @@ def authenticate(scope: str) -> ApiKeyInfo:
 
 
 def _validation_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
+    """One ``ValidationError`` naming the first field at fault and listing every problem."""
     errors = exc.errors()
     loc = errors[0]["loc"] if errors else ()
     where = ".".join(str(p) for p in loc) or None
-    message = describe_pydantic_error(exc)
-    return ValidationError(prefix + message, field=where)
+    parts = []
+    for err in errors:
+        at = ".".join(str(p) for p in err["loc"]) or "body"
+        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{at}: {problem}")
+    return ValidationError(prefix + "; ".join(parts), field=where)
 
 
 def parse_query(model: type[BaseModel]) -> BaseModel:
@@ -174,7 +178,7 @@ def parse_body(model: type[BaseModel]) -> tuple[BaseModel, dict[str, Any]]:
     """The JSON body as ``model`` and as the raw object (422 naming the field)."""
     data = read_json_body()
     try:
-        return model.model_validate(data), data
+        return model.model_validate(data, strict=True), data
     except pydantic.ValidationError as exc:
         raise _validation_error(exc) from None
 
@@ -188,6 +192,11 @@ def dispatch(op: Operation) -> View:
             kwargs["caller"] = authenticate(op.scope)
         if op.query is not None:
             kwargs["query"] = parse_query(op.query)
+        elif request.args:
+            name = next(iter(request.args))
+            raise ValidationError(
+                f"unknown query parameter {name!r}: this endpoint takes none", field=name
+            )
         if op.body is not None:
             kwargs["body"], kwargs["raw"] = parse_body(op.body)
         return op.view(**kwargs)

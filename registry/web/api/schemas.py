@@ -3,7 +3,7 @@
 The same pydantic models validate requests and generate ``/api/v1/openapi.json``, so the
 document cannot drift from the behaviour. Request bodies are strict (``"3"`` is not a
 version number, an unknown key is an error naming it); query strings are parsed leniently
-since everything in a URL is text.
+since everything in a URL is text, but an unknown parameter is an error there too.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class _Request(BaseModel):
 
 
 class _Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class _Response(BaseModel):

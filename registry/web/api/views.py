@@ -227,7 +227,7 @@ def get_prompt(*, name: str, caller: ApiKeyInfo, query: SelectorQuery) -> Respon
         201: ("The new version.", CreatedVersion),
         200: ("The content equals the newest version: nothing was created.", CreatedVersion),
     },
-    errors=(400, *AUTH_ERRORS, 409, 413, 415, 422),
+    errors=(400, *AUTH_ERRORS, 404, 409, 413, 415, 422),
     tags=("prompts",),
     params=NAME_PARAM,
 )
@@ -398,7 +398,7 @@ def run_feedback(*, run_id: str, caller: ApiKeyInfo, body: FeedbackRequest, raw:
     summary="Experiment report",
     scope="read",
     responses={200: ("The experiment's report.", ExperimentReport)},
-    errors=(*AUTH_ERRORS, 404),
+    errors=(*AUTH_ERRORS, 404, 422),
     tags=("experiments",),
     params={"key": "The experiment's key."},
 )
@@ -418,7 +418,7 @@ def experiment_report(*, key: str, caller: ApiKeyInfo) -> Response:
     summary="Health check",
     scope=None,
     responses={200: ("The service and its database answer.", Health)},
-    errors=(503,),
+    errors=(422, 503),
     tags=("service",),
 )
 def health() -> Response:
@@ -441,6 +441,7 @@ def health() -> Response:
     summary="This API's OpenAPI document",
     scope=None,
     responses={200: ("The OpenAPI 3.1 document, generated from the same models.", None)},
+    errors=(422,),
     tags=("service",),
 )
 def openapi() -> Response:
