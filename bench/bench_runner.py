@@ -9,20 +9,28 @@ Prints two ratios measured in the same run:
    concurrency limit of 16, over the ideal 16 / 0.2 s = 80 runs/s, run rows included
    (target: >= 0.9).
 
-Run: ``.venv/bin/python bench/bench_runner.py [--calls 400] [--database URL]``
+The fake server runs in a child process by default (``--server process``), as the real API is
+out of process: in-process, its handler threads would share this process's GIL with the
+threads being measured. ``--server thread`` runs it in-process for comparison.
+
+Run: ``.venv/bin/python bench/bench_runner.py [--calls 400] [--database URL] [--server thread]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,13 +61,38 @@ def _make_registry(url: str) -> Registry:
     return reg
 
 
-def overhead(reg: Registry, server: FakeAnthropic, calls: int) -> dict[str, float]:
+def _serve(latency: float, conn: Any) -> None:
+    """Child process: serve the fake API until told to stop."""
+    with FakeAnthropic(latency=latency) as server:
+        conn.send(server.url)
+        conn.recv()
+
+
+@contextmanager
+def fake_server(latency: float, mode: str) -> Iterator[str]:
+    """A fake Anthropic server answering after ``latency`` seconds; yields its URL."""
+    if mode == "thread":
+        with FakeAnthropic(latency=latency) as server:
+            yield server.url
+        return
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve, args=(latency, child), daemon=True)
+    proc.start()
+    try:
+        yield str(parent.recv())
+    finally:
+        parent.send("stop")
+        proc.join(10)
+
+
+def overhead(reg: Registry, url: str, calls: int) -> dict[str, float]:
     """Median ms of a bare ``create``, a bare raw-response call and ``reg.run``, interleaved.
 
     The runner reads the raw response (skipping the SDK's pydantic ``Message``), so the second
     baseline isolates the cost of the runner's own layers.
     """
-    server.latency = 0.0
+    os.environ["ANTHROPIC_BASE_URL"] = url
     client = anthropic.Anthropic(max_retries=0)
     body = reg.get("bench").render(question="What is 2 + 2?").to_request()
 
@@ -72,7 +105,7 @@ def overhead(reg: Registry, server: FakeAnthropic, calls: int) -> dict[str, floa
     def run() -> None:
         reg.run("bench", {"question": "What is 2 + 2?"})
 
-    calls_by_name = {"bare": bare, "raw": bare_raw, "run": run}
+    calls_by_name: dict[str, Callable[[], None]] = {"bare": bare, "raw": bare_raw, "run": run}
     for _ in range(50):  # warm up every path (connections, caches)
         for f in calls_by_name.values():
             f()
@@ -87,9 +120,9 @@ def overhead(reg: Registry, server: FakeAnthropic, calls: int) -> dict[str, floa
     return {name: statistics.median(ts) * 1000 for name, ts in times.items()}
 
 
-def throughput(reg: Registry, server: FakeAnthropic, per_thread: int) -> tuple[int, float, float]:
+def throughput(reg: Registry, url: str, per_thread: int) -> tuple[int, float, float]:
     """(runs, seconds, ratio to the ideal THREADS / LATENCY runs per second)."""
-    server.latency = LATENCY
+    os.environ["ANTHROPIC_BASE_URL"] = url
     reg.runner.limiter.configure(MODEL, ModelLimits(concurrency=THREADS))
     errors: list[BaseException] = []
     barrier = threading.Barrier(THREADS + 1)
@@ -122,16 +155,19 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=400, help="calls per side for the overhead")
     parser.add_argument("--per-thread", type=int, default=20, help="runs per thread (throughput)")
     parser.add_argument("--database", default=None, help="database URL (default: temp SQLite)")
+    parser.add_argument(
+        "--server", choices=["process", "thread"], default="process", help="where the fake runs"
+    )
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="bench-runner-")
     url = args.database or f"sqlite:///{tmp}/bench.db"
-    with FakeAnthropic() as server:
-        os.environ["ANTHROPIC_API_KEY"] = "sk-ant-bench"
-        os.environ["ANTHROPIC_BASE_URL"] = server.url
+    os.environ["ANTHROPIC_API_KEY"] = "sk-ant-bench"
+    print(f"database {url.split('://')[0]}, fake server in a {args.server}")
+    with fake_server(0.0, args.server) as fast, fake_server(LATENCY, args.server) as slow:
         reg = _make_registry(url)
         try:
-            ms = overhead(reg, server, args.calls)
+            ms = overhead(reg, fast, args.calls)
             ratio = ms["run"] / ms["bare"]
             print(
                 f"overhead: bare messages.create median {ms['bare']:.3f} ms, reg.run median "
@@ -143,7 +179,7 @@ def main() -> int:
                 f"{ms['raw']:.3f} ms; reg.run / raw = {ms['run'] / ms['raw']:.3f}, the cost of "
                 "the runner's own layers: get, render, request, limiter, run row, result)"
             )
-            runs, secs, tratio = throughput(reg, server, args.per_thread)
+            runs, secs, tratio = throughput(reg, slow, args.per_thread)
             print(
                 f"throughput: {runs} runs in {secs:.2f} s = {runs / secs:.1f} runs/s with "
                 f"{THREADS} threads at {LATENCY * 1000:.0f} ms; ideal {THREADS / LATENCY:.0f} "

@@ -462,3 +462,21 @@ def test_cost_report_groups_spend_tokens_and_runs(reg: Registry, api: FakeAnthro
     from datetime import UTC, datetime, timedelta
 
     assert cost_report(reg.db, since=datetime.now(UTC) + timedelta(hours=1)) == []
+
+
+def test_run_log_survives_a_lost_postgresql_connection(
+    pg_url: str, fake_api: FakeAnthropic
+) -> None:
+    with Registry(pg_url, cache_ttl=0) as reg:
+        make_prompt(reg)
+        reg.run("qa", {"question": "before"})
+        with reg.db.engine.begin() as conn:  # kill every other session, the run log's included
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        after = reg.run("qa", {"question": "after"})
+        assert [r["id"] for r in run_rows(reg)][-1] == after.run_id
+        assert len(run_rows(reg)) == 2
