@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .runner import Runner, RunResult
 
 VERSION_CACHE_SIZE = 4096
+#: ``registry.experiments.assigned_version``, imported on first use by ``get(..., unit_id=...)``
+_assigned_version_hook: Callable[..., PromptVersion | None] | None = None
 
 _V = VersionRow.__table__.c
 _P = PromptRow.__table__.c
@@ -148,6 +150,10 @@ class Registry:
         self._lock = threading.Lock()
         self._runner: Runner | None = None
         self._extensions: dict[str, Any] = {}
+        if self.db.dialect == "postgresql":  # label moves reach every process (LISTEN/NOTIFY)
+            from .notify import install_notifier
+
+            install_notifier(self)
 
     def __repr__(self) -> str:
         return f"<Registry {self.db.url.render_as_string(hide_password=True)}>"
@@ -228,11 +234,15 @@ class Registry:
 
     def _assigned_version(self, name: str, unit_id: str, label: str | None) -> PromptVersion | None:
         """The experiment variant for ``unit_id``, or None when no experiment applies."""
-        try:
-            from .experiments import assigned_version
-        except ImportError:
-            return None
-        return assigned_version(self, name, unit_id, label)
+        global _assigned_version_hook
+        hook = _assigned_version_hook
+        if hook is None:  # imported once: a function-level import costs ~1 µs per call
+            try:
+                from .experiments import assigned_version
+            except ImportError:
+                return None
+            hook = _assigned_version_hook = assigned_version
+        return hook(self, name, unit_id, label)
 
     def render(
         self,
