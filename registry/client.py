@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 import requests
+import requests.adapters
 
 from .errors import (
     AuthenticationError,
@@ -69,6 +70,8 @@ DEFAULT_REVALIDATE = 0.5
 HOT_SECONDS = 30.0
 #: after a failed attempt, ``get`` does not wait on the server again for this long (seconds)
 RETRY_SECONDS = 5.0
+#: connections kept open to the server (per pool: the app's threads, the background thread)
+POOL_SIZE = 32
 #: the run options the HTTP API takes
 HTTP_RUN_OPTIONS = ("cache", "timeout", "metadata")
 
@@ -330,8 +333,9 @@ class RegistryClient:
         self._cache: dict[CacheKey, _Entry] = {}
         self._includes: dict[str, str] = {}
         self._env = make_environment(self._resolve_include)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        # one connection pool for the app's threads, one for the background thread
+        self._http = self._new_session()
+        self._background_http = self._new_session()
         self._lock = threading.Lock()
         self._pending: set[CacheKey] = set()
         self._wake = threading.Event()
@@ -470,10 +474,8 @@ class RegistryClient:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.timeout + 1)
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        self._http.close()
+        self._background_http.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -702,15 +704,18 @@ class RegistryClient:
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers.update(self._headers)
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(self._headers)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         return session
+
+    def _session(self) -> requests.Session:
+        if threading.current_thread() is self._thread:
+            return self._background_http
+        return self._http
 
     def _prompt_url(self, name: str, action: str | None = None) -> str:
         url = f"{self.base_url}/prompts/{quote(name, safe='/')}"
