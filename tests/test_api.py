@@ -543,6 +543,33 @@ def test_unknown_endpoint_and_wrong_method_answer_json(api: Api) -> None:
     assert wrong_post.status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/prompts/summarize", "GET, HEAD, OPTIONS"),
+        ("/prompts/summarize/render", "OPTIONS, POST"),
+        ("/prompts/summarize/labels/staging", "OPTIONS, PUT"),
+        ("/health", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_options_lists_exactly_the_methods_of_the_resource(api: Api, path: str, allow: str) -> None:
+    resp = api.call("OPTIONS", path, scope=None)
+    assert resp.status_code == 204
+    assert resp.headers["Allow"] == allow
+
+
+def test_unknown_query_parameters_and_odd_urls(api: Api) -> None:
+    typo = api.call("GET", "/prompts/summarize?lable=staging", scope="read")
+    assert typo.status_code == 422
+    err = _error(typo)
+    assert err["field"] == "lable" and "unknown" in err["message"]
+    assert api.call("GET", "/health?x=1", scope=None).status_code == 422
+    for path in ("/prompts/a%0Ab/render", "/", "", "/prompts/%00"):
+        resp = api.call("POST", path, scope="read", json={})
+        assert resp.status_code in (404, 405, 422), path
+        _error(resp)
+
+
 def test_unexpected_errors_are_500_without_details(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
