@@ -500,7 +500,14 @@ class RegistryClient:
         return ("label", name, label or DEFAULT_LABEL)
 
     def _fetch_now(self, key: CacheKey, entry: _Entry | None) -> PromptVersion:
-        """Ask the server; on failure serve the stale entry, else the snapshot, else raise."""
+        """Ask the server; on failure serve the stale entry, else the snapshot, else raise.
+
+        While the server is known to be down, the snapshot answers without a new attempt.
+        """
+        if entry is None and time.monotonic() < self._down_until:
+            found = self._from_snapshot(key, quiet=True)
+            if found is not None:
+                return found
         try:
             fresh = self._fetch(key, entry)
         except _Unavailable as exc:
@@ -517,7 +524,7 @@ class RegistryClient:
             ) from None
         return fresh.version
 
-    def _from_snapshot(self, key: CacheKey) -> PromptVersion | None:
+    def _from_snapshot(self, key: CacheKey, *, quiet: bool = False) -> PromptVersion | None:
         if self.snapshot is None:
             return None
         kind, name = key[0], key[1]
@@ -526,7 +533,7 @@ class RegistryClient:
             key[2] if kind != "version" else None,
             key[2] if kind == "version" else None,
         )
-        if found is not None:
+        if found is not None and not quiet:
             log.warning(
                 "registry unreachable: serving %s v%s from %s",
                 name,

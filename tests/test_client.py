@@ -299,6 +299,13 @@ def test_fallback_file_when_the_server_is_down_from_the_start(env: Env, tmp_path
         assert client.get("summarize", version=1).settings["model"] == "claude-haiku-4-5"
         with pytest.raises(ServiceUnavailable):
             client.get("not-in-the-file")
+        # while the server is known to be down, the file answers without a new attempt
+        attempts: list[Any] = []
+        original = client._fetch
+        client._fetch = lambda *a: attempts.append(a) or original(*a)  # type: ignore[method-assign]
+        client._mark_down()
+        assert client.get("summarize").version == 1
+        assert attempts == []
     finally:
         client.close()
     no_file = RegistryClient(f"http://127.0.0.1:{_free_port()}", env.keys["read"], timeout=1)
