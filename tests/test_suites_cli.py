@@ -40,7 +40,10 @@ def db(sqlite_url: str, fake_api: FakeAnthropic) -> str:
 
 
 def invoke(db: str, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--database", db, *args], catch_exceptions=False)
+    # a wide table whatever COLUMNS the calling shell exports, so assertions see whole cells
+    return CliRunner().invoke(
+        main, ["--database", db, *args], catch_exceptions=False, env={"COLUMNS": "240"}
+    )
 
 
 def test_a_passing_suite_prints_a_table_and_exits_0(db: str, tmp_path: Path) -> None:
