@@ -142,7 +142,7 @@ class RateLimited(RunError):
 
 
 class BudgetExceeded(RunError):
-    """Today's logged spend reached ``REGISTRY_DAILY_BUDGET_USD``: runs are refused until tomorrow."""
+    """Today's logged spend reached ``REGISTRY_DAILY_BUDGET_USD``: runs refused until tomorrow."""
 
     type = "budget_exceeded"
     status = 429

@@ -864,7 +864,7 @@ class Registry:
         unit_id: str | None = None,
         **options: Any,
     ) -> Iterator[str]:
-        """Like ``run`` but yields text as it arrives; the iterator's ``result`` is the RunResult."""
+        """Like ``run`` but yields text as it arrives; the iterator's ``result`` is the result."""
         return self.runner.stream(
             name, variables, label=label, version=version, unit_id=unit_id, **options
         )
