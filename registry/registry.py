@@ -200,26 +200,27 @@ class Registry:
         With ``unit_id`` and a running experiment on the prompt, the unit's variant is served.
         A label and a version together are an error.
         """
-        if version is None and unit_id is None:
-            key = (name, label or DEFAULT_LABEL)
-            entry = self._label_cache.get(key)
-            if entry is not None and entry[0] > time.monotonic():
-                return entry[1]
         if version is not None:
             if label is not None:
                 raise ValidationError("give a label or a version, not both", field="version")
             return self._get_version(name, version)
         if unit_id is not None:
-            assigned = self._assigned_version(name, str(unit_id), label)
+            # hot path for experiments: call the runtime directly once it exists
+            unit = unit_id if type(unit_id) is str else str(unit_id)
+            runtime = self._extensions.get("experiments")
+            assigned = (
+                runtime.assign(name, unit, label)
+                if runtime is not None
+                else self._assigned_version(name, unit, label)
+            )
             if assigned is not None:
                 return assigned
-        label = label or DEFAULT_LABEL
-        key = (name, label)
+        key = (name, label or DEFAULT_LABEL)
         entry = self._label_cache.get(key)
         now = time.monotonic()
         if entry is not None and entry[0] > now:
             return entry[1]
-        found = self._fetch_by_label(name, label)
+        found = self._fetch_by_label(name, key[1])
         if self.cache_ttl > 0:
             self._label_cache[key] = (now + self.cache_ttl, found)
         return found
