@@ -11,15 +11,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from .errors import ConfigurationError, SchemaError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 #: the Alembic revision this code expects; a test checks it is the head of ``migrations/``
 SCHEMA_REVISION = "0006_suites"
@@ -94,9 +96,8 @@ class Database:
             snapshot_engine = self.engine.execution_options(sqlite_begin="deferred")
         else:
             write_engine = snapshot_engine = self.engine
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._snapshot = sessionmaker(snapshot_engine, expire_on_commit=False)
-        self._write = sessionmaker(write_engine, expire_on_commit=False)
+        self._engines = (self.engine, snapshot_engine, write_engine)
+        self._makers: tuple[sessionmaker[Session], ...] | None = None
         self._schema_checked = False
         self._lock = threading.Lock()
 
@@ -105,20 +106,28 @@ class Database:
         """True for the embedded SQLite engine."""
         return self.dialect == "sqlite"
 
+    def _sessionmakers(self) -> tuple[sessionmaker[Session], ...]:
+        # the ORM loads on the first session, not at import: apps that only read never need it
+        if self._makers is None:
+            from sqlalchemy.orm import sessionmaker
+
+            self._makers = tuple(sessionmaker(e, expire_on_commit=False) for e in self._engines)
+        return self._makers
+
     def read(self) -> Session:
         """A session for single-statement reads (autocommit on SQLite)."""
-        return self._read()
+        return self._sessionmakers()[0]()
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
         """A read-only transaction: several statements see one consistent state."""
-        with self._snapshot() as session, session.begin():
+        with self._sessionmakers()[1]() as session, session.begin():
             yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any error."""
-        with self._write() as session, session.begin():
+        with self._sessionmakers()[2]() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

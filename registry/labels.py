@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from .errors import ConflictError, NotFound, ValidationError
-from .models import LabelEventRow, LabelRow, PromptRow, VersionRow, utcnow
 from .names import check_label_name, check_prompt_name
+from .tables import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .models import LabelRow, PromptRow
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class LabelEvent:
 
 
 #: a guard may refuse a move by raising a ``RegistryError`` (e.g. the suite gate)
-LabelGuard = Callable[[Session, LabelMove], None]
+LabelGuard = Callable[["Session", LabelMove], None]
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class MoveRequest:
 
 def lock_prompt(session: Session, name: str) -> PromptRow:
     """Load a prompt row and lock it until the transaction ends (no-op lock on SQLite)."""
+    from .models import PromptRow
+
     row = session.scalars(
         sa.select(PromptRow).where(PromptRow.name == name).with_for_update()
     ).one_or_none()
@@ -73,6 +80,8 @@ def current_label_version(
     session: Session, prompt_id: int, label: str
 ) -> tuple[LabelRow | None, int | None]:
     """The label row (locked) and the version number it points at."""
+    from .models import LabelRow, VersionRow
+
     found = session.execute(
         sa.select(LabelRow, VersionRow.version)
         .join(VersionRow, VersionRow.id == LabelRow.version_id)
@@ -100,6 +109,8 @@ def move_labels(
     Prompts are locked in name order so concurrent releases cannot deadlock.
     Returns the moves that changed something (a move to where the label already is is skipped).
     """
+    from .models import LabelEventRow, LabelRow, VersionRow
+
     for req in requests:
         check_prompt_name(req.prompt)
         check_label_name(req.label, settable=True)
@@ -185,6 +196,8 @@ def move_labels(
 
 def delete_label(session: Session, name: str, label: str, *, actor: str, reason: str) -> int:
     """Remove a label; returns the version it pointed at."""
+    from .models import LabelEventRow
+
     check_label_name(label, settable=True)
     prompt = lock_prompt(session, name)
     row, current = current_label_version(session, prompt.id, label)
@@ -208,6 +221,8 @@ def delete_label(session: Session, name: str, label: str, *, actor: str, reason:
 
 def label_history(session: Session, name: str, label: str | None = None) -> list[LabelEvent]:
     """Every move of the prompt's labels (or one label), oldest first."""
+    from .models import LabelEventRow, PromptRow
+
     query = (
         sa.select(LabelEventRow, PromptRow.name)
         .join(PromptRow, PromptRow.id == LabelEventRow.prompt_id)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from . import config
 from .db import Database
@@ -27,7 +26,6 @@ from .labels import (
     lock_prompt,
     move_labels,
 )
-from .models import LabelRow, PromptRow, VersionRow, utcnow
 from .names import DEFAULT_LABEL, LATEST, check_label_name, check_prompt_name
 from .rendering import (
     MAX_INCLUDE_DEPTH,
@@ -37,19 +35,27 @@ from .rendering import (
     include_source,
     make_environment,
 )
+from .tables import labels as labels_table
+from .tables import prompts as prompts_table
+from .tables import utcnow
+from .tables import versions as versions_table
 from .versions import PromptVersion, VersionContent, check_commit_fields, validate_content
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from .diff import VersionDiff
+    from .models import PromptRow
     from .runner import Runner, RunResult
 
 VERSION_CACHE_SIZE = 4096
 #: ``registry.experiments.assigned_version``, imported on first use by ``get(..., unit_id=...)``
 _assigned_version_hook: Callable[..., PromptVersion | None] | None = None
 
-_V = VersionRow.__table__.c
-_P = PromptRow.__table__.c
-_L = LabelRow.__table__.c
+# the read path uses SQLAlchemy Core only: apps that just fetch and render never load the ORM
+_V = versions_table.c
+_P = prompts_table.c
+_L = labels_table.c
 _VERSION_COLUMNS = (
     _V.id,
     _V.version,
@@ -66,20 +72,20 @@ _VERSION_COLUMNS = (
 _BY_LABEL = (
     sa.select(*_VERSION_COLUMNS)
     .select_from(
-        _V.id.table.join(LabelRow.__table__, _L.version_id == _V.id).join(
-            PromptRow.__table__, _P.id == _L.prompt_id
+        versions_table.join(labels_table, _L.version_id == _V.id).join(
+            prompts_table, _P.id == _L.prompt_id
         )
     )
     .where(_P.name == sa.bindparam("name"), _L.name == sa.bindparam("label"))
 )
 _BY_VERSION = (
     sa.select(*_VERSION_COLUMNS)
-    .select_from(_V.id.table.join(PromptRow.__table__, _P.id == _V.prompt_id))
+    .select_from(versions_table.join(prompts_table, _P.id == _V.prompt_id))
     .where(_P.name == sa.bindparam("name"), _V.version == sa.bindparam("version"))
 )
 _LATEST = (
     sa.select(*_VERSION_COLUMNS)
-    .select_from(_V.id.table.join(PromptRow.__table__, _P.id == _V.prompt_id))
+    .select_from(versions_table.join(prompts_table, _P.id == _V.prompt_id))
     .where(_P.name == sa.bindparam("name"), _V.version == _P.latest_version)
 )
 
@@ -313,6 +319,8 @@ class Registry:
     def _explain_missing(
         self, name: str, *, label: str | None = None, version: int | None = None
     ) -> None:
+        from .models import LabelRow, PromptRow
+
         check_prompt_name(name)
         if label is not None:
             check_label_name(label)
@@ -466,6 +474,8 @@ class Registry:
         that do not exist yet are set. ``description`` and ``tags`` update the prompt itself.
         Raises ``ValidationError`` (naming the field) and writes nothing on bad input.
         """
+        from .models import LabelRow, VersionRow
+
         check_prompt_name(name)
         content = validate_content(
             system=system,
@@ -550,6 +560,8 @@ class Registry:
         return result
 
     def _lock_or_create_prompt(self, s: Session, name: str) -> PromptRow:
+        from .models import PromptRow
+
         row = s.scalars(
             sa.select(PromptRow).where(PromptRow.name == name).with_for_update()
         ).one_or_none()
@@ -736,6 +748,8 @@ class Registry:
         include_archived: bool = False,
     ) -> list[Prompt]:
         """Prompts with their labels, sorted by name; filter by folder, tag or a name substring."""
+        from .models import LabelRow, PromptRow, VersionRow
+
         query = sa.select(PromptRow).order_by(PromptRow.name)
         if not include_archived:
             query = query.where(PromptRow.archived_at.is_(None))
@@ -784,7 +798,7 @@ class Registry:
         with self.db.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(*_VERSION_COLUMNS)
-                .select_from(_V.id.table.join(PromptRow.__table__, _P.id == _V.prompt_id))
+                .select_from(versions_table.join(prompts_table, _P.id == _V.prompt_id))
                 .where(_P.name == name)
                 .order_by(_V.version)
             ).all()
