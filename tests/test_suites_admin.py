@@ -158,6 +158,20 @@ def test_a_run_that_cannot_start_says_why(suite_app: Flask) -> None:
     assert "has no test cases" in text(none)
 
 
+def test_an_unexpected_failure_before_the_start_is_a_message_not_a_500(
+    suite_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("registry.web.admin.suites.run_suite", broken)
+    editor = client_as(suite_app, "editor")
+    page = post(editor, "/admin/suites/run/capitals", {"version": "2"}, follow_redirects=True)
+    assert page.status_code == 200
+    assert "the suite could not start: OSError: disk full" in text(page)
+    wait_for_runs(suite_app)
+
+
 def test_the_version_panel_include_for_the_version_page(
     suite_app: Flask, fake_api: FakeAnthropic
 ) -> None:

@@ -19,13 +19,14 @@ case by case, so the result page shows progress.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from typing import Any
 
 import yaml
 from flask import Flask, abort, current_app, flash, redirect, request, url_for
 
-from ...errors import NotFound, RegistryError, ValidationError
+from ...errors import NotFound, RegistryError, RunError, ValidationError
 from ...suites import (
     ASSERTION_TYPES,
     Case,
@@ -48,6 +49,8 @@ from ...suites.runner import default_concurrency
 from .. import get_registry
 from .compat import Admin, expose
 from .security import ProtectedView, actor_name, require_role
+
+logger = logging.getLogger(__name__)
 
 #: seconds a POST waits for a background suite run to start (or fail) before redirecting
 START_WAIT = 15.0
@@ -121,7 +124,11 @@ def start_suite_run(
         exc = failed[0]
         if isinstance(exc, RegistryError):
             raise exc
-        raise RuntimeError(f"the suite could not start: {exc}")
+        # the view reports RegistryErrors on the form; anything else would be a bare 500
+        logger.error("the suite of %s v%s could not start", name, version, exc_info=exc)
+        raise RunError(
+            f"the suite could not start: {type(exc).__name__}: {exc}; see the server log"
+        ) from exc
     raise ValidationError("the suite did not start in time; look at its history in a moment")
 
 
