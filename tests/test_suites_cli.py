@@ -19,7 +19,7 @@ from rich.console import Console
 from registry import Registry
 from registry.cli import main
 from registry.cli.suites import progress_reporter
-from registry.suites import create_case, run_suite, sync_cases_from_file
+from registry.suites import create_case, run_suite, suite_runs, sync_cases_from_file
 from tests.conftest import SEED_DIR
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.test_suites import CASES, capitals_responder, make_prompt
@@ -165,6 +165,7 @@ def test_all_runs_staging_suites_and_says_what_it_skips(db: str) -> None:
         (["test", "capitals", "--all"], "--all runs every prompt"),
         (["test", "capitals", "--version", "1", "--label", "staging"], "not both"),
         (["test", "capitals", "-k", "0"], "0 is not in the range"),
+        (["test", "capitals", "--timeout", "0"], "--timeout"),
     ],
 )
 def test_usage_errors(db: str, args: list[str], message: str) -> None:
@@ -176,6 +177,19 @@ def test_registry_errors_are_one_line(db: str) -> None:
     result = invoke(db, "test", "capitals", "--version", "9")
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: prompt 'capitals' has no version 9 (its newest is 2)"
+
+
+def test_an_unwritable_junit_path_is_one_line_after_the_run_is_stored(
+    db: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "missing-dir" / "junit.xml"
+    result = invoke(db, "test", "capitals", "--version", "1", "--junit", str(target))
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]  # progress lines come first on stderr
+    assert last.startswith("error: cannot write the JUnit XML file")
+    assert "Traceback" not in result.stderr and not target.exists()
+    with Registry(db) as reg:
+        assert suite_runs(reg, "capitals")[0].status == "passed"
 
 
 def test_progress_bar_on_a_terminal(db: str) -> None:

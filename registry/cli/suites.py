@@ -243,7 +243,12 @@ def _history(state: State, name: str, version: int | None, as_json: bool) -> Non
     is_flag=True,
     help="With --against: run version M again even if its last run on these cases can be reused.",
 )
-@click.option("--timeout", type=float, default=None, help="Seconds allowed per model call.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds allowed per model call.",
+)
 @click.option("--actor", default=None, envvar="USER", help="Who runs it (default: $USER).")
 @click.option("--history", is_flag=True, help="List the prompt's past suite runs instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")

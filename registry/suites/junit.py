@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..errors import ValidationError
 from .results import ERROR, FAILED, SuiteRun
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -107,7 +108,14 @@ def junit_xml(runs: Iterable[SuiteRun]) -> str:
 def write_junit(runs: Iterable[SuiteRun], path: str | Path) -> Path:
     """Write the JUnit XML for ``runs`` to ``path`` (UTF-8); returns the path."""
     target = Path(path)
-    target.write_text(junit_xml(runs), encoding="utf-8")
+    try:
+        target.write_text(junit_xml(runs), encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot write the JUnit XML file {str(target)!r}: {exc.strerror or exc} "
+            "(the suite run itself is stored)",
+            field="junit",
+        ) from None
     return target
 
 
