@@ -214,6 +214,13 @@ def test_identical_content_creates_nothing(editor: FlaskClient, reg: Registry) -
             "not valid YAML or JSON at line",
         ),
         ({"variables": "- just\n- a list\n"}, "variables", "must be a mapping"),
+        (
+            {
+                "settings": 'model: claude-sonnet-4-6\nmax_tokens: 300\nstop_sequences: ["\\ud800"]\n'
+            },
+            "settings",
+            "lone UTF-16 surrogate",
+        ),
         ({"output_schema": "type: nonsense\n"}, "output_schema", "not a valid JSON Schema"),
         ({"messages-0-content": "{{ question.__class__ }}"}, "messages.0", "sandbox violation"),
         ({"system": "{{ ''.__class__.__mro__ }}"}, "system", "sandbox violation"),
@@ -304,6 +311,8 @@ def test_version_page_shows_content_labels_and_a_preview(
         ('{"question": 3}', "question"),
         ("[1, 2]", "must be a mapping"),
         ("{not json: [", "not valid JSON or YAML"),
+        ('{"question": "\\ud800"}', "lone UTF-16 surrogate"),
+        ('question: "\\udfff"', "lone UTF-16 surrogate"),
     ],
 )
 def test_preview_errors_are_explained(
@@ -648,6 +657,14 @@ def test_playground_bad_variables(
         headers={"X-CSRFToken": token},
     )
     assert garbage.status_code == 422
+    for variables in ({"question": "\ud800"}, '{"question": "\\udfff"}'):
+        lone = editor.post(
+            "/admin/playground/run",
+            json={"name": "p", "version": 1, "variables": variables},
+            headers={"X-CSRFToken": token},
+        )
+        assert lone.status_code == 422
+        assert "surrogate" in lone.get_json()["error"]["message"]
     assert fake_api.requests == []
 
 

@@ -407,6 +407,9 @@ def test_render_bad_bodies(api: Api, body: Any, status: int, check: Any) -> None
         (b'"text"', "application/json", 400, "bad_request"),
         (b'{"variables": {"text": NaN}}', "application/json", 400, "bad_request"),
         (b"\xff\xfe\xfa", "application/json", 400, "bad_request"),
+        # a lone surrogate escape decodes, but is no character: it could never be answered
+        (b'{"variables": {"text": "\\ud800"}}', "application/json", 400, "bad_request"),
+        (b'{"variables": {"\\udfff": "x"}}', "application/json", 400, "bad_request"),
         (b"text=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
         (b'{"variables": {"text": "x"}}', "text/plain", 415, "unsupported_media_type"),
     ],
@@ -417,6 +420,18 @@ def test_render_not_json(api: Api, data: bytes, content_type: str, status: int, 
     )
     assert resp.status_code == status
     assert _error(resp)["type"] == kind
+
+
+def test_a_complete_surrogate_pair_is_a_character(api: Api) -> None:
+    resp = api.call(
+        "POST",
+        "/prompts/summarize/render",
+        scope="read",
+        data=b'{"variables": {"text": "\\ud83d\\ude00"}}',
+        content_type="application/json",
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert "\U0001f600" in json.dumps(resp.get_json(), ensure_ascii=False)
 
 
 def test_ten_megabyte_body_is_413(api: Api) -> None:

@@ -150,6 +150,32 @@ def _newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+#: shown when an escape such as ``\\ud800`` decodes to half of a UTF-16 pair
+SURROGATE_MESSAGE = (
+    "a lone UTF-16 surrogate escape (such as \\ud800) is not a character: "
+    "write the character itself or a complete surrogate pair"
+)
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True when a string anywhere in ``value`` (keys too) holds a lone surrogate code point.
+
+    JSON and YAML escapes can produce them; they cannot be encoded as UTF-8, so neither stored
+    nor shown.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_lone_surrogate(item) for item in value)
+    return False
+
+
 def parse_structured(text: str, area: str, form: EditorForm, *, kind: str = "mapping") -> Any:
     """Parse a YAML (or JSON, which is YAML) textarea; errors name the line. ``None`` if empty."""
     if not text.strip():
@@ -161,6 +187,9 @@ def parse_structured(text: str, area: str, form: EditorForm, *, kind: str = "map
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         form.error(area, f"not valid YAML or JSON{where}: {problem}")
+        return None
+    if has_lone_surrogate(value):
+        form.error(area, SURROGATE_MESSAGE)
         return None
     if kind == "mapping" and value is not None and not isinstance(value, dict):
         form.error(area, f"must be a mapping (key: value lines), not a {type(value).__name__}")
@@ -348,6 +377,8 @@ def parse_variables(text: str) -> tuple[dict[str, Any] | None, str | None]:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
             return None, f"the variables are not valid JSON or YAML{where}"
+    if has_lone_surrogate(value):
+        return None, SURROGATE_MESSAGE
     if not isinstance(value, dict):
         return None, 'the variables must be a mapping, e.g. {"question": "Where is my invoice?"}'
     return value, None

@@ -107,6 +107,8 @@ class PlaygroundView(ProtectedView):
         raw_vars: Any = data.get("variables", {})
         if isinstance(raw_vars, str):
             values, error = editing.parse_variables(raw_vars)
+        elif isinstance(raw_vars, dict) and editing.has_lone_surrogate(raw_vars):
+            values, error = None, editing.SURROGATE_MESSAGE
         elif isinstance(raw_vars, dict):
             values, error = raw_vars, None
         else:
