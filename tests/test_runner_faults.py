@@ -4,6 +4,7 @@ configured timeout, and no thread is left behind. Also the client-side concurren
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -276,6 +277,34 @@ def test_stream_closed_early_is_logged_as_cancelled(reg: Registry, fake_api: Fak
         ("error", "cancelled"),
     ]
     assert rows[0]["attempts"] == 1 and rows[1]["attempts"] == 0
+    assert len(fake_api.requests) == 1
+
+
+def test_an_abandoned_stream_is_logged_and_frees_its_slot_at_once(
+    reg: Registry, fake_api: FakeAnthropic
+) -> None:
+    """Dropping the last reference (no close, no garbage-collector pass) logs the run and gives
+    the concurrency slot back; a stream dropped unread is logged too."""
+    reg.runner.limiter.configure("claude-sonnet-4-6", ModelLimits(concurrency=1))
+    fake_api.enqueue(Reply.text("a b c d e f", chunks=6, chunk_delay=0.01))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # only reference counting may free the stream
+    try:
+        stream = reg.stream("qa", Q)
+        assert next(stream) == "a "
+        assert reg.runner.limiter.in_flight("claude-sonnet-4-6") == 1
+        del stream
+        assert reg.runner.limiter.in_flight("claude-sonnet-4-6") == 0
+        unread = reg.stream("qa", Q)
+        del unread
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    rows = run_rows(reg)
+    assert [(r["status"], r["error_type"], r["attempts"]) for r in rows] == [
+        ("error", "cancelled", 1),
+        ("error", "cancelled", 0),
+    ]
     assert len(fake_api.requests) == 1
 
 

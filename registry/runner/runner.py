@@ -96,20 +96,40 @@ def _drain(gen: Generator[str, None, api.Answer]) -> api.Answer:
             return answer
 
 
+class _Outcome:
+    """Where the generator behind a stream leaves its result.
+
+    The generator must not refer to its :class:`StreamResult`: that cycle would keep an
+    abandoned stream (its HTTP response and rate-limit slot) alive until a garbage-collector
+    pass, whose finalizer could then run anywhere, even inside a run-log write.
+    """
+
+    __slots__ = ("result",)
+
+    def __init__(self) -> None:
+        self.result: RunResult | None = None
+
+
 class StreamResult(Iterator[str]):
     """The iterator ``Registry.stream`` returns: text chunks as they arrive.
 
     After exhaustion ``result`` is the :class:`RunResult`. If the stream fails, the typed error
     is raised from the iteration after the run is logged. Stop early with ``close()`` (or a
-    ``with`` block): the run is then logged as ``cancelled``.
+    ``with`` block): the run is then logged as ``cancelled``, as it is when the last reference
+    to an unfinished stream is dropped.
     """
 
     def __init__(self, runner: Runner, call: _Call) -> None:
         self._runner = runner
         self._call = call
         self._started = False
-        self.result: RunResult | None = None
-        self._gen = runner._stream_body(call, self)
+        self._outcome = _Outcome()
+        self._gen = runner._stream_body(call, self._outcome)
+
+    @property
+    def result(self) -> RunResult | None:
+        """The run's result once the stream is exhausted (None before)."""
+        return self._outcome.result
 
     @property
     def run_id(self) -> str:
@@ -140,6 +160,15 @@ class StreamResult(Iterator[str]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        # an unread stream has no running generator to log it: log the cancelled call here
+        # (a started one is logged by its generator, closed when it is freed)
+        try:
+            if not self._started and not self._call.record.written:
+                self.close()
+        except Exception:  # never raise from a finalizer (the interpreter may be exiting)
+            logger.debug("could not log an abandoned stream", exc_info=True)
 
 
 class Runner:
@@ -351,7 +380,7 @@ class Runner:
             "output_validation_error",
         )
 
-    def _stream_body(self, call: _Call, out: StreamResult) -> Generator[str, None, None]:
+    def _stream_body(self, call: _Call, out: _Outcome) -> Generator[str, None, None]:
         """The generator behind a :class:`StreamResult`."""
         if call.hit is not None:
             out.result = call.hit
