@@ -232,6 +232,23 @@ def test_exposures_are_counted_per_unit(prompt_reg: Registry) -> None:
     assert rows["u1"].first_seen <= rows["u1"].last_seen
 
 
+def test_exposure_logging_can_be_switched_off_and_on(prompt_reg: Registry) -> None:
+    running_experiment(prompt_reg)
+    rt = ex.runtime(prompt_reg)
+    prompt_reg.get(PROMPT, unit_id="u1")  # the cached entry now holds the exposure sink
+    rt.flush()
+    rt.log_exposures = False
+    served = prompt_reg.get(PROMPT, unit_id="u1")
+    assert served.experiment == "tone"  # still served its variant, just not counted
+    assert rt.flush() == 0
+    rt.log_exposures = True
+    prompt_reg.get(PROMPT, unit_id="u1")
+    assert rt.flush() == 1
+    with prompt_reg.db.snapshot() as s:
+        count = s.scalar(sa.select(AssignmentRow.exposures).where(AssignmentRow.unit_id == "u1"))
+    assert count == 2
+
+
 def test_close_writes_buffered_exposures(db_url: str, prompt_reg: Registry) -> None:
     running_experiment(prompt_reg)
     other = Registry(db_url, cache_ttl=1)

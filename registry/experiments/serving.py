@@ -52,6 +52,23 @@ FLUSH_BATCH = 1000
 
 _A = AssignmentRow.__table__
 _MISS: Any = object()
+_monotonic = time.monotonic
+
+
+def _discard(unit_id: str) -> None:
+    """Exposure sink when exposure logging is off."""
+
+
+#: what ``assign`` reads per prompt, unpacked in one step: (expires, active, memo,
+#: exposure sink, serves calls without a label, base label); ``active`` None: nothing runs
+_Entry = tuple[
+    float,
+    "_Active | None",
+    "dict[str, PromptVersion | None] | None",
+    Callable[[str], None],
+    bool,
+    "str | None",
+]
 
 
 class _Active:
@@ -91,12 +108,11 @@ class ExperimentRuntime:
     flush_interval: float = 1.0
     #: seconds between two guardrail checks of one experiment (0: after every run)
     guardrail_interval: float = 1.0
-    #: count exposures of ``get`` calls with a unit id
-    log_exposures: bool = True
 
     def __init__(self, reg: Registry) -> None:
         self._reg = reg
-        self._running: dict[str, tuple[float, _Active | None]] = {}
+        self._log_exposures = True
+        self._running: dict[str, _Entry] = {}
         #: experiments served by this process whose exposures may still need writing
         self._actives: list[_Active] = []
         self._lock = threading.Lock()
@@ -109,35 +125,41 @@ class ExperimentRuntime:
         self._closed = False
         reg.run_listeners.append(self.on_run)
 
+    @property
+    def log_exposures(self) -> bool:
+        """Whether ``get`` calls with a unit id count exposures (default True)."""
+        return self._log_exposures
+
+    @log_exposures.setter
+    def log_exposures(self, value: bool) -> None:
+        self._log_exposures = value
+        self._running.clear()  # the cached entries hold the exposure sink: rebuild them
+
     # -- serving ----------------------------------------------------------------------------
 
     def assign(self, name: str, unit_id: str, label: str | None) -> PromptVersion | None:
         """The version ``unit_id`` is served for ``name`` at ``label``, or None (label applies)."""
+        # the hot path of ``get(name, unit_id=...)``: one dict lookup, one clock read, one
+        # unpack of a prebuilt tuple, the label check, the unit memo and a deque append
         entry = self._running.get(name)
-        if entry is None or entry[0] <= time.monotonic():
-            active = self._refresh_or_stale(name, entry)
-        else:
-            active = entry[1]
-        if active is None:
+        if entry is None or entry[0] <= _monotonic():
+            entry = self._refresh_or_stale(name, entry)
+        _, active, memo, expose, serves_default, base_label = entry
+        if active is None or ((not serves_default) if label is None else label != base_label):
             return None
-        if label is None:
-            if not active.default_label:
-                return None
-        elif label != active.experiment.label:
-            return None
-        served = active.memo.get(unit_id, _MISS)
+        served = memo.get(unit_id, _MISS)  # type: ignore[union-attr]
         if served is _MISS:
             served = self._resolve(active, unit_id)
-        if served is not None and self.log_exposures:
-            active.exposed.append(unit_id)
+        if served is not None:
+            expose(unit_id)
         return served  # type: ignore[no-any-return]
 
     def running(self, name: str) -> Experiment | None:
         """The experiment running on prompt ``name`` as this process sees it (cached)."""
         entry = self._running.get(name)
-        active = (
-            entry[1] if entry is not None and entry[0] > time.monotonic() else self._refresh(name)
-        )
+        if entry is None or entry[0] <= _monotonic():
+            entry = self._refresh(name)
+        active = entry[1]
         return None if active is None else active.experiment
 
     def invalidate(self, name: str | None = None) -> None:
@@ -147,20 +169,18 @@ class ExperimentRuntime:
         else:
             self._running.pop(name, None)
 
-    def _refresh_or_stale(
-        self, name: str, entry: tuple[float, _Active | None] | None
-    ) -> _Active | None:
+    def _refresh_or_stale(self, name: str, entry: _Entry | None) -> _Entry:
         """Reload an expired entry; while one thread reloads, the others serve the stale one."""
         if entry is None or self._reg.cache_ttl <= 0:
             return self._refresh(name)
         if not self._refreshing.acquire(blocking=False):
-            return entry[1]
+            return entry
         try:
             return self._refresh(name)
         finally:
             self._refreshing.release()
 
-    def _refresh(self, name: str) -> _Active | None:
+    def _refresh(self, name: str) -> _Entry:
         with self._reg.db.snapshot() as s:
             experiment = store.load_running(s, name)
         old = self._running.get(name)
@@ -176,8 +196,16 @@ class ExperimentRuntime:
                     self._actives.append(active)
             self._ensure_flusher()
         # kept even with a TTL of 0 (then always expired) so an unchanged experiment is reused
-        self._running[name] = (time.monotonic() + self._reg.cache_ttl, active)
-        return active
+        expires = _monotonic() + self._reg.cache_ttl
+        entry: _Entry
+        if active is None:
+            entry = (expires, None, None, _discard, False, None)
+        else:
+            expose = active.exposed.append if self._log_exposures else _discard
+            label = active.experiment.label
+            entry = (expires, active, active.memo, expose, active.default_label, label)
+        self._running[name] = entry
+        return entry
 
     def _resolve(self, active: _Active, unit_id: str) -> PromptVersion | None:
         index = active.allocation.assign(unit_id)
@@ -224,7 +252,7 @@ class ExperimentRuntime:
     # -- exposures --------------------------------------------------------------------------
 
     def _ensure_flusher(self) -> None:
-        if self._flusher_pid == os.getpid() or self._closed or not self.log_exposures:
+        if self._flusher_pid == os.getpid() or self._closed or not self._log_exposures:
             return
         with self._lock:
             if self._flusher_pid == os.getpid():
