@@ -234,3 +234,17 @@ def test_grader_answers_are_read_robustly(answer: str, passed: bool, reason: str
     verdict = parse_verdict(answer)
     assert verdict.passed is passed
     assert reason in verdict.reason
+
+
+def test_an_invalid_stored_definition_fails_alone_instead_of_stopping_the_suite() -> None:
+    results = check_assertions(
+        [{"type": "contains"}, {"type": "nope", "value": 1}, {"type": "contains", "value": "hi"}],
+        CaseOutput(text="hi there"),
+    )
+    assert [(r.type, r.passed) for r in results] == [
+        ("contains", False),
+        ("nope", False),
+        ("contains", True),
+    ]
+    assert results[0].message.startswith("invalid assertion, fix the test case: ")
+    assert "value" in results[0].message and "unknown assertion type" in results[1].message

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from registry import ConfigurationError, Registry, SuiteGateError, ValidationError
 from registry.models.runs import RunRow
+from registry.models.suites import SuiteCaseRow
 from registry.suites import (
     compare_versions,
     create_case,
@@ -119,6 +120,21 @@ def test_a_render_error_is_a_failed_case(capitals: Registry) -> None:
     run = run_suite(capitals, "capitals", version=1)
     [broken] = [r for r in run.results if not r.passed]
     assert broken.status == "error" and "country" in (broken.error or "")
+
+
+def test_a_stored_assertion_that_is_no_longer_valid_fails_its_case_only(
+    capitals: Registry,
+) -> None:
+    with capitals.db.transaction() as s:
+        s.execute(
+            sa.update(SuiteCaseRow)
+            .where(SuiteCaseRow.name == "France")
+            .values(assertions=[{"type": "contains", "value": ""}])
+        )
+    run = run_suite(capitals, "capitals", version=1)
+    assert run.status == "failed" and (run.passed, run.failed, run.errored) == (3, 1, 0)
+    [bad] = [r for r in run.results if not r.passed]
+    assert bad.case == "France" and "invalid assertion" in bad.assertions[0].message
 
 
 def test_missing_api_key_stops_the_suite_and_marks_it(

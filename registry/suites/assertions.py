@@ -520,10 +520,27 @@ def normalize_assertions(items: Any, *, case: str = "") -> list[dict[str, Any]]:
 def check_assertions(
     definitions: Sequence[Mapping[str, Any]], out: CaseOutput, *, grade: Grader | None = None
 ) -> list[AssertionResult]:
-    """Evaluate every assertion on ``out``; a check that raises becomes a failed result."""
+    """Evaluate every assertion on ``out``; a check that raises becomes a failed result.
+
+    So does a stored definition that is no longer valid (saved before a rule changed, or
+    written to the database by hand): it fails with the reason instead of stopping the suite.
+    """
     results = []
     for i, definition in enumerate(definitions):
-        assertion = parse_assertion(definition, index=i)
+        try:
+            assertion = parse_assertion(definition, index=i)
+        except ValidationError as exc:
+            kind = definition.get("type") if isinstance(definition, Mapping) else None
+            results.append(
+                AssertionResult(
+                    index=i,
+                    type=str(kind or ""),
+                    description=str(kind or "assertion"),
+                    passed=False,
+                    message=f"invalid assertion, fix the test case: {exc.message}",
+                )
+            )
+            continue
         kind: str = getattr(assertion, "type", "")
         try:
             passed, message = assertion.check(out, grade)
