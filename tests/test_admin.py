@@ -612,6 +612,44 @@ def test_extension_modules_register_their_pages(
     assert app.test_client().get("/admin/hello/").status_code == 302
 
 
+def test_a_registry_error_escaping_a_page_is_a_4xx_page_not_a_500(
+    sqlite_reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import registry.web.admin as admin_pkg
+    from registry.web.admin.compat import expose
+    from registry.web.admin.security import ProtectedView
+
+    class LooseView(ProtectedView):
+        @expose("/")
+        def index(self) -> str:
+            return "index"
+
+        @expose("/<path:name>/")
+        def show(self, name: str) -> str:
+            return sqlite_reg.get(name, version=1).name  # lets NotFound/ValidationError escape
+
+    def register(admin: Any, app: Flask) -> None:
+        admin.add_view(LooseView(name="Loose", endpoint="loose", url="loose"))
+
+    module = types.ModuleType("registry_test_loose")
+    module.register = register  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "registry_test_loose", module)
+    monkeypatch.setattr(admin_pkg, "EXTENSION_MODULES", ("registry_test_loose",))
+    users.create_user(sqlite_reg, "viewer", PASSWORD, role="viewer")
+    app = make_app(sqlite_reg, PROPAGATE_EXCEPTIONS=False)
+    client = client_as(app, "viewer")
+    missing = client.get("/admin/loose/nope/")
+    assert missing.status_code == 404
+    assert 'id="registry-error"' in missing.get_data(as_text=True)
+    bad = client.get("/admin/loose/bad%20name!/")
+    assert bad.status_code == 422
+    assert "invalid prompt name" in bad.get_data(as_text=True)
+    assert "Traceback" not in bad.get_data(as_text=True)
+    # the JSON API keeps its own error bodies
+    api = app.test_client().get("/api/v1/prompts/bad%20name!")
+    assert api.is_json and "error" in api.get_json()
+
+
 def test_a_broken_extension_is_not_silently_skipped(
     sqlite_reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -150,6 +150,37 @@ def init_app(app: Flask) -> None:
                 raise
             continue
         module.register(admin, app)
+    _register_error_pages(app, admin)
+
+
+def _register_error_pages(app: Flask, admin: Any) -> None:
+    """An admin page that lets a ``RegistryError`` escape answers with its status and message.
+
+    Pages catch the errors they expect; this is the net under them (a bad prompt name or
+    version typed into a URL is a 4xx page naming the problem, never a 500). Registered on the
+    blueprints of the admin's views only: the JSON API keeps its own error bodies.
+    """
+    from ...errors import RegistryError
+
+    views = {
+        view.blueprint.name: view
+        for view in admin._views
+        if getattr(view, "blueprint", None) is not None
+    }
+
+    def registry_error(exc: RegistryError) -> Any:
+        status = exc.status if isinstance(exc.status, int) and 400 <= exc.status < 600 else 500
+        title = "Not found" if status == 404 else "That did not work"
+        view = views.get(request.blueprint or "")
+        if view is None:
+            return app.response_class(
+                f"{title}: {exc.message}\n", status=status, mimetype="text/plain"
+            )
+        body = view.render("admin_ui/error.html", title=title, message=exc.message, status=status)
+        return app.response_class(body, status=status)
+
+    for name in views:
+        app.error_handler_spec[name][None][RegistryError] = registry_error
 
 
 def get_admin(app: Flask) -> Any:
