@@ -530,12 +530,12 @@ def check_assertions(
         try:
             assertion = parse_assertion(definition, index=i)
         except ValidationError as exc:
-            kind = definition.get("type") if isinstance(definition, Mapping) else None
+            given = definition.get("type") if isinstance(definition, Mapping) else None
             results.append(
                 AssertionResult(
                     index=i,
-                    type=str(kind or ""),
-                    description=str(kind or "assertion"),
+                    type=str(given or ""),
+                    description=str(given or "assertion"),
                     passed=False,
                     message=f"invalid assertion, fix the test case: {exc.message}",
                 )
