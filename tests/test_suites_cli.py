@@ -188,6 +188,7 @@ def test_an_unwritable_junit_path_is_one_line_after_the_run_is_stored(
     last = result.stderr.strip().splitlines()[-1]  # progress lines come first on stderr
     assert last.startswith("error: cannot write the JUnit XML file")
     assert "Traceback" not in result.stderr and not target.exists()
+    assert "France" in result.stdout  # the results were printed before the write failed
     with Registry(db) as reg:
         assert suite_runs(reg, "capitals")[0].status == "passed"
 

@@ -319,14 +319,14 @@ def _run_one(
             progress=on_case,
             **options,
         )
-    if junit_path:
-        write_junit([run], junit_path)
     if as_json:
         print_json(run.to_dict())
     else:
         console = _stdout()
         console.print(results_table(run))
         console.print(run.describe(), markup=False)
+    if junit_path:
+        write_junit([run], junit_path)
     return run.ok
 
 
@@ -355,8 +355,6 @@ def _compare(
             progress=on_case,
             **options,
         )
-    if junit_path:
-        write_junit([cmp.new], junit_path)
     if as_json:
         print_json(
             {
@@ -385,6 +383,8 @@ def _compare(
         console.print(comparison_table(cmp))
         console.print(cmp.new.describe(), markup=False)
         console.print(_summary(cmp), markup=False)
+    if junit_path:
+        write_junit([cmp.new], junit_path)
     return cmp.new.ok
 
 
@@ -418,8 +418,6 @@ def _run_all(state: State, options: dict[str, Any], junit_path: str | None, as_j
         ok = ok and run.ok
         if not as_json:
             out.print(results_table(run))
-    if junit_path:
-        write_junit(runs, junit_path)
     if as_json:
         print_json([r.to_dict() for r in runs])
     else:
@@ -429,6 +427,8 @@ def _run_all(state: State, options: dict[str, Any], junit_path: str | None, as_j
             + (": " + ", ".join(f"{r.prompt} v{r.version}" for r in failed) if failed else ""),
             markup=False,
         )
+    if junit_path:
+        write_junit(runs, junit_path)
     return ok
 
 
