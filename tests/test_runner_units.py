@@ -304,6 +304,22 @@ def test_models_without_limits_pass_straight_through() -> None:
         p.release()
 
 
+def test_reconfiguring_keeps_counting_the_requests_in_flight() -> None:
+    limiter = RateLimiter({"m": ModelLimits(concurrency=1)})
+    held = limiter.acquire("m", deadline=time.monotonic() + 1)
+    limiter.configure("m", ModelLimits(concurrency=1, rpm=600))
+    with pytest.raises(RateLimited):
+        limiter.acquire("m", deadline=time.monotonic() + 0.05)
+    limiter.configure("m", ModelLimits(concurrency=2))
+    second = limiter.acquire("m", deadline=time.monotonic() + 1)
+    assert limiter.in_flight("m") == 2
+    held.release()
+    second.release()
+    assert limiter.in_flight("m") == 0
+    limiter.configure("m", None)  # no limit any more: straight through
+    assert [limiter.acquire("m", deadline=time.monotonic()) for _ in range(5)]
+
+
 def test_limits_are_parsed_from_the_environment_format() -> None:
     limits = parse_limits("claude-sonnet-4-6: rpm=50, concurrency=5, itpm=40000; *: concurrency=16")
     assert limits["claude-sonnet-4-6"] == ModelLimits(rpm=50, concurrency=5, itpm=40000)

@@ -167,6 +167,15 @@ class _Gate:
         self.tokens = _Bucket(limits.itpm, now) if limits.itpm else None
         self.paused_until = 0.0
 
+    def reconfigure(self, limits: ModelLimits) -> None:
+        """Apply new limits in place: requests in flight keep counting against the new bound."""
+        with self.cond:
+            now = time.monotonic()
+            self.limits = limits
+            self.requests = _Bucket(limits.rpm, now) if limits.rpm else None
+            self.tokens = _Bucket(limits.itpm, now) if limits.itpm else None
+            self.cond.notify_all()
+
     def _wait_needed(self, tokens: int, now: float) -> float:
         """0 when a request may start now, else seconds to wait (inf: until a release)."""
         wait = max(0.0, self.paused_until - now)
@@ -246,13 +255,21 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def configure(self, model: str, limits: ModelLimits | None) -> None:
-        """Set (or with None remove) the limits of ``model`` (``*``: every other model)."""
+        """Set (or with None remove) the limits of ``model`` (``*``: every other model).
+
+        Gates in use are updated in place, so requests already in flight still count.
+        """
         with self._lock:
             if limits is None:
                 self._limits.pop(model, None)
             else:
                 self._limits[model] = limits
-            self._gates.clear()
+            for name, gate in list(self._gates.items()):
+                new = self.limits_for(name)
+                if new is None:
+                    del self._gates[name]  # unlimited now: its permits release to a lone gate
+                elif new is not gate.limits:
+                    gate.reconfigure(new)
 
     def limits_for(self, model: str) -> ModelLimits | None:
         """The limits that apply to ``model``."""
