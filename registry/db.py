@@ -54,6 +54,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         _configure_sqlite(engine, wal=not memory)
         return engine
     if parsed.get_backend_name() == "postgresql":
+        # a server that does not answer fails the call instead of hanging it
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
