@@ -4,6 +4,8 @@ assignments, ramp-up, promotion, guardrails, and the CLI (SQLite and PostgreSQL)
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -213,6 +215,47 @@ def test_other_processes_see_a_start_within_the_cache_ttl(
         assert other.get(PROMPT, unit_id="user-1").experiment == "tone"
         ex.stop(other, "tone")  # a local stop is seen at once
         assert other.get(PROMPT, unit_id="user-1").experiment is None
+    finally:
+        other.close()
+
+
+def test_other_processes_stop_serving_a_stopped_experiment_after_the_ttl(
+    db_url: str, prompt_reg: Registry
+) -> None:
+    running_experiment(prompt_reg)
+    other = Registry(db_url, cache_ttl=0.2)
+    try:
+        assert other.get(PROMPT, unit_id="user-1").experiment == "tone"
+        ex.stop(prompt_reg, "tone")
+        deadline = time.monotonic() + 30  # the timer marks the cached entry stale
+        while other.get(PROMPT, unit_id="user-1").experiment is not None:
+            assert time.monotonic() < deadline, "the stopped experiment is still served"
+            time.sleep(0.02)
+        running_experiment(prompt_reg, key="tone-2")
+        while other.get(PROMPT, unit_id="user-1").experiment != "tone-2":
+            assert time.monotonic() < deadline, "the new experiment is not served"
+            time.sleep(0.02)
+    finally:
+        other.close()
+
+
+def test_a_forked_child_reloads_the_cached_experiment(db_url: str, prompt_reg: Registry) -> None:
+    running_experiment(prompt_reg)
+    other = Registry(db_url, cache_ttl=3600)
+    try:
+        assert other.get(PROMPT, unit_id="user-1").experiment == "tone"
+        ex.stop(prompt_reg, "tone")
+        assert other.get(PROMPT, unit_id="user-1").experiment == "tone"  # cached for an hour
+        pid = os.fork()
+        if pid == 0:  # the child: no timer thread, so it must not trust the parent's cache
+            code = 1
+            try:
+                other.db.engine.dispose(close=False)  # never share the parent's connections
+                code = 0 if other.get(PROMPT, unit_id="user-1").experiment is None else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
     finally:
         other.close()
 

@@ -4,7 +4,9 @@
 It keeps, per prompt, the running experiment (or the fact that none runs) for ``reg.cache_ttl``
 seconds (0: looked up on every call; when it expires one thread reloads it while the others keep
 serving the previous state), plus a bounded memo of unit -> served version, so a warm call costs
-a couple of dictionary lookups, and an unseen unit one or two BLAKE2b hashes.
+a couple of dictionary lookups, and an unseen unit one or two BLAKE2b hashes. Calls do not read
+the clock: a timer thread marks each cached entry stale when its TTL ends (a forked child starts
+with every entry stale), so the hot path tests a flag.
 
 Exposures (a ``get`` with a unit id that is served a variant) are appended to an in-memory queue
 (a lock-free ``deque.append``) and written by a background thread every ``flush_interval``
@@ -18,10 +20,12 @@ variant from then on, whatever the weights become.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,10 +63,11 @@ def _discard(unit_id: str) -> None:
     """Exposure sink when exposure logging is off."""
 
 
-#: what ``assign`` reads per prompt, unpacked in one step: (expires, active, memo,
-#: exposure sink, serves calls without a label, base label); ``active`` None: nothing runs
+#: what ``assign`` reads per prompt, unpacked in one step: (stale, active, memo, exposure
+#: sink, serves calls without a label, base label); ``active`` None: nothing runs; ``stale``
+#: is set by the timer thread when the entry's TTL ends
 _Entry = tuple[
-    float,
+    bool,
     "_Active | None",
     "dict[str, PromptVersion | None] | None",
     Callable[[str], None],
@@ -113,6 +118,10 @@ class ExperimentRuntime:
         self._reg = reg
         self._log_exposures = True
         self._running: dict[str, _Entry] = {}
+        self._deadlines: list[tuple[float, int, str, _Entry]] = []
+        self._deadline_seq = 0
+        self._timer_cond = threading.Condition()
+        self._timer_pid = 0
         #: experiments served by this process whose exposures may still need writing
         self._actives: list[_Active] = []
         self._lock = threading.Lock()
@@ -124,6 +133,7 @@ class ExperimentRuntime:
         self._last_check: dict[str, float] = {}
         self._closed = False
         reg.run_listeners.append(self.on_run)
+        _RUNTIMES.add(self)
 
     @property
     def log_exposures(self) -> bool:
@@ -139,10 +149,10 @@ class ExperimentRuntime:
 
     def assign(self, name: str, unit_id: str, label: str | None) -> PromptVersion | None:
         """The version ``unit_id`` is served for ``name`` at ``label``, or None (label applies)."""
-        # the hot path of ``get(name, unit_id=...)``: one dict lookup, one clock read, one
+        # the hot path of ``get(name, unit_id=...)``: one dict lookup, the stale flag, one
         # unpack of a prebuilt tuple, the label check, the unit memo and a deque append
         entry = self._running.get(name)
-        if entry is None or entry[0] <= _monotonic():
+        if entry is None or entry[0]:
             entry = self._refresh_or_stale(name, entry)
         _, active, memo, expose, serves_default, base_label = entry
         if active is None or ((not serves_default) if label is None else label != base_label):
@@ -157,7 +167,7 @@ class ExperimentRuntime:
     def running(self, name: str) -> Experiment | None:
         """The experiment running on prompt ``name`` as this process sees it (cached)."""
         entry = self._running.get(name)
-        if entry is None or entry[0] <= _monotonic():
+        if entry is None or entry[0]:
             entry = self._refresh(name)
         active = entry[1]
         return None if active is None else active.experiment
@@ -195,17 +205,58 @@ class ExperimentRuntime:
                 with self._lock:
                     self._actives.append(active)
             self._ensure_flusher()
-        # kept even with a TTL of 0 (then always expired) so an unchanged experiment is reused
-        expires = _monotonic() + self._reg.cache_ttl
+        # kept even with a TTL of 0 (then always stale) so an unchanged experiment is reused
+        ttl = self._reg.cache_ttl
+        stale = ttl <= 0
         entry: _Entry
         if active is None:
-            entry = (expires, None, None, _discard, False, None)
+            entry = (stale, None, None, _discard, False, None)
         else:
             expose = active.exposed.append if self._log_exposures else _discard
             label = active.experiment.label
-            entry = (expires, active, active.memo, expose, active.default_label, label)
+            entry = (stale, active, active.memo, expose, active.default_label, label)
         self._running[name] = entry
+        if not stale:
+            self._expire_later(_monotonic() + ttl, name, entry)
         return entry
+
+    # -- expiry -----------------------------------------------------------------------------
+
+    def _expire_later(self, deadline: float, name: str, entry: _Entry) -> None:
+        """Have the timer thread mark ``entry`` stale at ``deadline`` (monotonic seconds)."""
+        with self._timer_cond:
+            if self._closed:
+                return
+            self._deadline_seq += 1
+            heapq.heappush(self._deadlines, (deadline, self._deadline_seq, name, entry))
+            if self._timer_pid != os.getpid():
+                self._timer_pid = os.getpid()
+                threading.Thread(
+                    target=self._expiry_loop,
+                    args=(self._timer_cond,),
+                    name="registry-experiments-ttl",
+                    daemon=True,
+                ).start()
+            elif self._deadlines[0][1] == self._deadline_seq:
+                self._timer_cond.notify()  # a new earliest deadline: wake the timer
+
+    def _expiry_loop(self, cond: threading.Condition) -> None:
+        with cond:
+            while not self._closed and cond is self._timer_cond:
+                heap = self._deadlines
+                now = _monotonic()
+                while heap and heap[0][0] <= now:
+                    _, _, name, entry = heapq.heappop(heap)
+                    if self._running.get(name) is entry:  # not reloaded or invalidated since
+                        self._running[name] = (True, *entry[1:])
+                cond.wait(heap[0][0] - now if heap else None)
+
+    def _after_fork_in_child(self) -> None:
+        """No timer thread survives a fork: the child starts with every entry stale."""
+        self._timer_cond = threading.Condition()
+        self._deadlines = []
+        self._timer_pid = 0
+        self._running = {name: (True, *entry[1:]) for name, entry in self._running.items()}
 
     def _resolve(self, active: _Active, unit_id: str) -> PromptVersion | None:
         index = active.allocation.assign(unit_id)
@@ -357,6 +408,8 @@ class ExperimentRuntime:
         """Stop the flusher and write what is buffered (called by ``Registry.close``)."""
         self._closed = True
         self._stop.set()
+        with self._timer_cond:
+            self._timer_cond.notify_all()
         flusher = self._flusher
         if flusher is not None and flusher.is_alive() and flusher is not threading.current_thread():
             flusher.join(timeout=10)
@@ -366,6 +419,18 @@ class ExperimentRuntime:
             logger.exception("could not write experiment exposures on close")
         if self.on_run in self._reg.run_listeners:
             self._reg.run_listeners.remove(self.on_run)
+
+
+#: every live runtime, so that a forked child can mark their cached entries stale
+_RUNTIMES: weakref.WeakSet[ExperimentRuntime] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for rt in list(_RUNTIMES):
+        rt._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def runtime(reg: Registry) -> ExperimentRuntime:
