@@ -171,8 +171,35 @@ def analyze(source: str, where: str) -> TemplateInfo:
         raise ValidationError(
             f"{where}: only {{% include %}} is supported for composition", field=where
         )
+    _refuse_private_access(ast, where)
     used = frozenset(meta.find_undeclared_variables(ast)) - _GLOBAL_NAMES
     return TemplateInfo(variables=used, includes=tuple(includes))
+
+
+def _refuse_private_access(ast: nodes.Template, where: str) -> None:
+    """Refuse at save what the sandbox would block at render: names starting with ``_``.
+
+    Format-string tricks (``'{0.__class__}'.format(x)``) cannot be seen statically; the sandbox
+    still blocks them when rendering.
+    """
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
+            name = node.arg.value
+        else:
+            continue
+        if name.startswith("_"):
+            raise ValidationError(
+                f"{where}, line {node.lineno}: sandbox violation: '{name}' is not allowed "
+                "(templates may not use attributes starting with '_')",
+                field=where,
+                line=node.lineno,
+            )
 
 
 def include_source(system: str | None, messages: Iterable[Mapping[str, Any]]) -> str:

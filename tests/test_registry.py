@@ -236,6 +236,26 @@ LONG = "x" * 1_000_000
         ("ok", {"message": "bad\x07bell"}, ValidationError, "control characters"),
         (
             "ok",
+            {"system": "{{ ''.__class__.__mro__ }}"},
+            ValidationError,
+            "'__mro__' is not allowed",
+        ),
+        (
+            "ok",
+            {"system": "{{ cycler.__init__.__globals__ }}"},
+            ValidationError,
+            "'__globals__' is not allowed",
+        ),
+        (
+            "ok",
+            {"system": "x\n{{ self._TemplateReference__context }}"},
+            ValidationError,
+            "line 2: sandbox violation: '_TemplateReference__context'",
+        ),
+        ("ok", {"system": "{{ range.__class__ }}"}, ValidationError, "sandbox"),
+        ("ok", {"system": "{{ question['__class__'] }}"}, ValidationError, "sandbox"),
+        (
+            "ok",
             {"system": '{% include "missing@production" %}'},
             ValidationError,
             "cannot be resolved",
@@ -391,6 +411,19 @@ def test_include_depth_is_limited(reg: Registry) -> None:
         )
     with pytest.raises(ValidationError, match="nest deeper"):
         reg.create_version("n6", system='{% include "n5" %}', messages=msgs, settings=settings)
+
+
+def test_format_string_escapes_are_blocked_when_rendering(reg: Registry) -> None:
+    from registry import SecurityError
+
+    reg.create_version(
+        "p",
+        **simple_version(
+            system="{{ '{0.__class__.__mro__}'.format(question) }}", labels=["production"]
+        ),
+    )
+    with pytest.raises(SecurityError):
+        reg.get("p").render(question="x")
 
 
 def test_render_errors_name_the_variable(reg: Registry) -> None:
