@@ -37,7 +37,8 @@ SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "100" is not a max_tokens and true is not a temperature; unknown keys are errors
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ThinkingSettings(_Strict):

@@ -104,8 +104,38 @@ def _sync_tests(reg: Registry, pf: PromptFile, *, author: str) -> None:
 def seed_directory(
     reg: Registry, directory: Path, *, author: str = "seed"
 ) -> list[tuple[str, int, bool]]:
-    """Load every prompt file of ``directory``. Idempotent: unchanged files create nothing."""
+    """Load every prompt file of ``directory``. Idempotent: unchanged files create nothing.
+
+    Files are saved so that a prompt comes after the prompts it includes.
+    """
     files = [(path, load_prompt_file(path)) for path in prompt_files(directory)]
     return [
-        (pf.name, *save_prompt_file(reg, pf, author=author, source=path.name)) for path, pf in files
+        (pf.name, *save_prompt_file(reg, pf, author=author, source=path.name))
+        for path, pf in _includes_first(files)
     ]
+
+
+def _includes_first(files: list[tuple[Path, PromptFile]]) -> list[tuple[Path, PromptFile]]:
+    """Order prompt files so that included prompts are saved before their includers."""
+    from .rendering import analyze
+
+    by_name = {pf.name: (path, pf) for path, pf in files}
+    needs: dict[str, set[str]] = {}
+    for path, pf in files:
+        sources = [pf.system or ""] + [str(m.get("content", "")) for m in pf.messages]
+        refs = {ref.name for src in sources for ref in analyze(src, str(path)).includes}
+        needs[pf.name] = {name for name in refs if name in by_name and name != pf.name}
+    ordered: list[tuple[Path, PromptFile]] = []
+    placed: set[str] = set()
+
+    def place(name: str, seen: tuple[str, ...]) -> None:
+        if name in placed or name in seen:  # a cycle is reported when the file is saved
+            return
+        for dep in sorted(needs[name]):
+            place(dep, (*seen, name))
+        placed.add(name)
+        ordered.append(by_name[name])
+
+    for _path, pf in files:
+        place(pf.name, ())
+    return ordered

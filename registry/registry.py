@@ -466,6 +466,7 @@ class Registry:
         description: str | None = None,
         tags: Sequence[str] | None = None,
         created_at: datetime | None = None,
+        check_includes: bool = True,
     ) -> PromptVersion:
         """Save a new immutable version (creating the prompt on first use).
 
@@ -473,6 +474,8 @@ class Registry:
         ``labels`` are pointed at the new version (audited); on identical content only labels
         that do not exist yet are set. ``description`` and ``tags`` update the prompt itself.
         Raises ``ValidationError`` (naming the field) and writes nothing on bad input.
+        ``check_includes=False`` skips resolving included prompts (used when restoring an
+        export, whose prompts may arrive before the ones they include).
         """
         from .models import LabelRow, VersionRow
 
@@ -489,8 +492,10 @@ class Registry:
         tag_list = _check_tags(tags)
         if description is not None and not isinstance(description, str):
             raise ValidationError("description must be a string", field="description")
-        included_vars = self._include_graph(
-            name, content, overrides={(name, lbl): None for lbl in label_list}
+        included_vars = (
+            self._include_graph(name, content, overrides={(name, lbl): None for lbl in label_list})
+            if check_includes
+            else frozenset()
         )
         missing = sorted(included_vars - set(content.variables))
         if missing:
@@ -607,7 +612,9 @@ class Registry:
         check_label_name(label, settable=True)
         reason, actor = check_commit_fields(reason, actor)
         if expected_version is not None and (
-            not isinstance(expected_version, int) or expected_version < 0
+            not isinstance(expected_version, int)
+            or isinstance(expected_version, bool)
+            or expected_version < 0
         ):
             raise ValidationError("expected_version must be 0 (unset) or a version number")
         target = self._get_version(name, version)

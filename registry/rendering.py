@@ -13,6 +13,7 @@ callback the registry provides, so this module never touches storage.
 
 from __future__ import annotations
 
+import copy
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -234,6 +235,8 @@ class Rendered:
         request: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in self.settings.items():
+            if isinstance(value, dict | list):
+                value = copy.deepcopy(value)  # tools, metadata...: never shared with the cache
             if key in ("temperature", "top_p", "top_k"):
                 extra[key] = value
             else:
@@ -303,6 +306,6 @@ class CompiledPrompt:
             version=self.version,
             system=system,
             messages=messages,
-            settings=self.settings,
+            settings=dict(self.settings),  # a caller may change it; the cached version stays as is
             variables=checked,
         )

@@ -166,7 +166,15 @@ def import_registry(
                 )
             except ValidationError as exc:
                 raise ValidationError(f"{p.name} v{v.version}: {exc.message}") from None
+        numbers = {v.version for v in p.versions}
+        for lbl, n in p.labels.items():
+            if n not in numbers:
+                raise ValidationError(
+                    f"{p.name}: label {lbl!r} points at version {n}, which the file does not hold"
+                )
     created = skipped = labels = 0
+    mappings: dict[str, dict[int, int]] = {}
+    # 1. every version of every prompt (includes are resolved once all labels exist)
     for p in doc.prompts:
         existing: dict[int, str] = {}
         try:
@@ -198,13 +206,16 @@ def import_registry(
                 message=v.message,
                 author=v.author,
                 created_at=v.created_at,
+                check_includes=False,
             )
             mapping[v.version] = saved.version
             created += 1
         reg.update_prompt(p.name, description=p.description, tags=p.tags)
-        moves = [
-            MoveRequest(p.name, lbl, mapping[n]) for lbl, n in p.labels.items() if n in mapping
-        ]
+        mappings[p.name] = mapping
+    # 2. labels, then archive state and test cases
+    for p in doc.prompts:
+        mapping = mappings[p.name]
+        moves = [MoveRequest(p.name, lbl, mapping[n]) for lbl, n in p.labels.items()]
         if moves:
             with reg.db.transaction() as s:
                 labels += len(move_labels(s, moves, actor=actor, reason="import", kind="import"))

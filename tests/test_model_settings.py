@@ -85,6 +85,10 @@ def test_valid_settings_are_normalised() -> None:
         ({**BASE, "service_tier": "premium"}, "service_tier"),
         ({**BASE, "model": "bad model name"}, "model: String should match pattern"),
         ({**BASE, "output_config": {"format": {"type": "xml"}}}, "output_config.format"),
+        ({**BASE, "max_tokens": "100"}, "max_tokens: Input should be a valid integer"),
+        ({**BASE, "max_tokens": True}, "max_tokens: Input should be a valid integer"),
+        ({**BASE, "temperature": True}, "temperature: Input should be a valid number"),
+        ({**BASE, "stop_sequences": [1]}, "stop_sequences.0"),
     ],
 )
 def test_invalid_settings_name_the_field(settings: object, expected_error: str) -> None:

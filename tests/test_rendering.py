@@ -197,3 +197,20 @@ def test_values_are_rendered_literally_never_evaluated(value: str) -> None:
 def test_values_in_loops_are_literal(items: list[str]) -> None:
     out = render("{% for i in items %}{{ i }}|{% endfor %}", {"items": "array"}, items=items)
     assert out == "".join(f"{i}|" for i in items)
+
+
+def test_changing_a_rendered_result_does_not_change_the_version() -> None:
+    prompt = CompiledPrompt(
+        ENV,
+        name="t",
+        version=1,
+        system=None,
+        messages=[{"role": "user", "content": "hi"}],
+        settings={"model": "m", "max_tokens": 5, "metadata": {"user_id": "u"}},
+        contract={},
+    )
+    first = prompt.render({})
+    first.settings["max_tokens"] = 999
+    first.to_request()["metadata"]["user_id"] = "changed"
+    again = prompt.render({}).to_request()
+    assert again["max_tokens"] == 5 and again["metadata"] == {"user_id": "u"}

@@ -126,3 +126,64 @@ def test_export_then_import_reproduces_everything(
             target.import_(tmp / "e.yaml")
             assert snapshot(target) == snapshot(source)
         assert len(doc["prompts"]) == len(spec)
+
+
+def test_prompts_that_include_others_round_trip_and_seed_in_any_order(tmp_path: Path) -> None:
+    settings = {"model": "claude-sonnet-4-6", "max_tokens": 10}
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    # "aa-agent" sorts before the snippet it includes
+    (seeds / "aa-agent.yaml").write_text(
+        "name: aa-agent\nlabels: [production]\nsettings: {model: claude-sonnet-4-6, max_tokens: 10}\n"
+        "system: '{% include \"zz-snippet@production\" %} Answer.'\n"
+        "messages: [{role: user, content: '{{ question }}'}]\n"
+        "variables: {question: string, language: string}\n"
+    )
+    (seeds / "zz-snippet.yaml").write_text(
+        "name: zz-snippet\nlabels: [production]\nsettings: {model: claude-sonnet-4-6, max_tokens: 10}\n"
+        "system: 'Reply in {{ language }}.'\nmessages: [{role: user, content: x}]\n"
+        "variables: {language: string}\n"
+    )
+    with Registry(f"sqlite:///{tmp_path / 'a.db'}") as source:
+        source.seed(seeds)
+        assert (
+            source.get("aa-agent").render(question="q", language="Dutch").system
+            == "Reply in Dutch. Answer."
+        )
+        source.create_version(
+            "zz-snippet",
+            system="Answer in {{ language }}.",
+            messages=[{"role": "user", "content": "x"}],
+            settings=settings,
+            variables={"language": "string"},
+        )
+        source.export(tmp_path / "e.json")
+        with Registry(f"sqlite:///{tmp_path / 'b.db'}") as target:
+            target.import_(tmp_path / "e.json")
+            assert snapshot(target) == snapshot(source)
+            assert (
+                target.get("aa-agent").render(question="q", language="Dutch").system
+                == "Reply in Dutch. Answer."
+            )
+
+
+def test_import_refuses_a_label_on_a_missing_version(sqlite_reg: Registry) -> None:
+    doc = {
+        "format": "prompt-registry/1",
+        "prompts": [
+            {
+                "name": "p",
+                "labels": {"production": 3},
+                "versions": [
+                    {
+                        "version": 1,
+                        "messages": [{"role": "user", "content": "hi"}],
+                        "settings": {"model": "m", "max_tokens": 5},
+                    }
+                ],
+            }
+        ],
+    }
+    with pytest.raises(ValidationError, match="points at version 3"):
+        sqlite_reg.import_(doc)
+    assert sqlite_reg.prompts() == []
