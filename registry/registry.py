@@ -449,6 +449,63 @@ class Registry:
         walk(content, ((root, root_version),))
         return frozenset(used)
 
+    def _check_includers(self, moves: Mapping[tuple[str, str], int]) -> None:
+        """Labelled versions that include a moved label must still render after the move.
+
+        Finds them by the prompt name in their templates, then re-checks their include graph
+        as if the moves had happened: no cycle, depth bounded, every variable the new included
+        text reads declared by the includer. Raises ``ValidationError`` naming the includer.
+        """
+        names = sorted({n for n, _ in moves})
+        text = sa.cast(_V.messages, sa.Text)
+        query = (
+            sa.select(_P.name, _V.version)
+            .select_from(
+                versions_table.join(labels_table, _L.version_id == _V.id).join(
+                    prompts_table, _P.id == _V.prompt_id
+                )
+            )
+            .where(
+                sa.or_(
+                    *(
+                        sa.or_(
+                            _V.system.contains(n, autoescape=True),
+                            text.contains(n, autoescape=True),
+                        )
+                        for n in names
+                    )
+                )
+            )
+            .distinct()
+        )
+        with self.db.engine.connect() as conn:
+            candidates = conn.execute(query).all()
+        for includer, number in candidates:
+            found = self._get_version(includer, number)
+            content = found.content()
+            refs = content.analyze()[1]
+            if not any(
+                ref.version is None and (ref.name, ref.label or DEFAULT_LABEL) in moves
+                for ref in refs
+            ):
+                continue
+            try:
+                used = self._include_graph(
+                    includer, content, root_version=number, overrides=dict(moves)
+                )
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"this move would break {includer} v{number}: {exc.message}",
+                    field="version",
+                ) from None
+            missing = sorted(used - set(found.variables))
+            if missing:
+                raise ValidationError(
+                    f"this move would break {includer} v{number}, which includes it: its "
+                    "contract does not declare " + ", ".join(repr(v) for v in missing),
+                    field="version",
+                )
+
     # -- writing ----------------------------------------------------------------------------
 
     def create_version(
@@ -621,6 +678,7 @@ class Registry:
         self._include_graph(
             name, target.content(), root_version=version, overrides={(name, label): version}
         )
+        self._check_includers({(name, label): version})
         with self.db.transaction() as s:
             move_labels(
                 s,
@@ -689,6 +747,7 @@ class Registry:
                 root_version=version,
                 overrides={(n, label): v for n, v in versions.items()},
             )
+        self._check_includers({(n, label): v for n, v in versions.items()})
         release_id = uuid.uuid4().hex
         expected = expected or {}
         with self.db.transaction() as s:

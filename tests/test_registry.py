@@ -457,3 +457,40 @@ def test_embedded_sqlite_is_created_on_first_use(tmp_path: Any) -> None:
         reg.create_version("p", **simple_version(labels=["production"]))
     with Registry(url) as reg:
         assert reg.get("p").version == 1
+
+
+def test_a_label_move_cannot_break_the_prompts_that_include_it(reg: Registry) -> None:
+    settings = {"model": "m", "max_tokens": 1}
+    msgs = [{"role": "user", "content": "x"}]
+    reg.create_version(
+        "team/snip", system="Be kind.", messages=msgs, settings=settings, labels=["production"]
+    )
+    reg.create_version(
+        "agent",
+        **simple_version(system='{% include "team/snip" %} Help.', labels=["production"]),
+    )
+    # a new snippet version reads a variable the includer does not declare
+    reg.create_version(
+        "team/snip",
+        system="Be kind to {{ who }}.",
+        messages=msgs,
+        settings=settings,
+        variables={"who": "string"},
+    )
+    with pytest.raises(ValidationError, match=r"would break agent v1.*'who'"):
+        reg.set_label("team/snip", "production", 2)
+    with pytest.raises(ValidationError, match="would break agent v1"):
+        reg.release({"team/snip": 2}, label="production")
+    assert reg.get("team/snip").version == 1
+    assert reg.get("agent").render(question="q").system == "Be kind. Help."
+    # once the includer declares it, the move goes through
+    reg.create_version(
+        "agent",
+        **simple_version(
+            system='{% include "team/snip" %} Help.',
+            variables={"question": "string", "who": {"type": "string", "default": "everyone"}},
+            labels=["production"],
+        ),
+    )
+    reg.set_label("team/snip", "production", 2)
+    assert reg.get("agent").render(question="q").system == "Be kind to everyone. Help."
