@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from . import config
 from .db import Database
-from .errors import ConflictError, NotFound, ValidationError
+from .errors import ConflictError, NotFound, PermissionDenied, ValidationError
 from .labels import (
     LabelEvent,
     LabelGuard,
@@ -456,7 +456,32 @@ class Registry:
         as if the moves had happened: no cycle, depth bounded, every variable the new included
         text reads declared by the includer. Raises ``ValidationError`` naming the includer.
         """
-        names = sorted({n for n, _ in moves})
+        for includer, number, refs in self._includers_of({n for n, _ in moves}):
+            if not any(
+                ref.version is None and (ref.name, ref.label or DEFAULT_LABEL) in moves
+                for ref in refs
+            ):
+                continue
+            found = self._get_version(includer, number)
+            try:
+                used = self._include_graph(
+                    includer, found.content(), root_version=number, overrides=dict(moves)
+                )
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"this move would break {includer} v{number}: {exc.message}",
+                    field="version",
+                ) from None
+            missing = sorted(used - set(found.variables))
+            if missing:
+                raise ValidationError(
+                    f"this move would break {includer} v{number}, which includes it: its "
+                    "contract does not declare " + ", ".join(repr(v) for v in missing),
+                    field="version",
+                )
+
+    def _includers_of(self, names: set[str]) -> list[tuple[str, int, tuple[IncludeRef, ...]]]:
+        """Labelled versions whose templates include one of ``names``: (prompt, version, refs)."""
         text = sa.cast(_V.messages, sa.Text)
         query = (
             sa.select(_P.name, _V.version)
@@ -472,7 +497,7 @@ class Registry:
                             _V.system.contains(n, autoescape=True),
                             text.contains(n, autoescape=True),
                         )
-                        for n in names
+                        for n in sorted(names)
                     )
                 )
             )
@@ -480,31 +505,12 @@ class Registry:
         )
         with self.db.engine.connect() as conn:
             candidates = conn.execute(query).all()
+        out = []
         for includer, number in candidates:
-            found = self._get_version(includer, number)
-            content = found.content()
-            refs = content.analyze()[1]
-            if not any(
-                ref.version is None and (ref.name, ref.label or DEFAULT_LABEL) in moves
-                for ref in refs
-            ):
-                continue
-            try:
-                used = self._include_graph(
-                    includer, content, root_version=number, overrides=dict(moves)
-                )
-            except ValidationError as exc:
-                raise ValidationError(
-                    f"this move would break {includer} v{number}: {exc.message}",
-                    field="version",
-                ) from None
-            missing = sorted(used - set(found.variables))
-            if missing:
-                raise ValidationError(
-                    f"this move would break {includer} v{number}, which includes it: its "
-                    "contract does not declare " + ", ".join(repr(v) for v in missing),
-                    field="version",
-                )
+            refs = self._get_version(includer, number).content().analyze()[1]
+            if any(ref.name in names for ref in refs):
+                out.append((includer, number, refs))
+        return out
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -715,8 +721,31 @@ class Registry:
         self.invalidate(name, label)
         return self._get_version(name, previous)
 
-    def delete_label(self, name: str, label: str, *, actor: str = "", reason: str = "") -> None:
-        """Remove a label from a prompt (audited)."""
+    def delete_label(
+        self, name: str, label: str, *, actor: str = "", reason: str = "", override: bool = False
+    ) -> None:
+        """Remove a label from a prompt (audited).
+
+        A protected label (``REGISTRY_PROTECTED_LABELS``, default ``production``) is what apps
+        fetch: deleting it needs ``override=True`` and a reason. A label that a labelled
+        version of another prompt includes cannot be deleted.
+        """
+        check_prompt_name(name)
+        check_label_name(label, settable=True)
+        reason, actor = check_commit_fields(reason, actor)
+        if label in config.protected_labels() and not (override and reason.strip()):
+            raise PermissionDenied(
+                f"label {label!r} is protected: apps fetch it, so deleting it breaks them; "
+                "pass override=True with a reason if you really mean it"
+            )
+        for includer, number, refs in self._includers_of({name}):
+            if any(
+                r.version is None and (r.name, r.label or DEFAULT_LABEL) == (name, label)
+                for r in refs
+            ):
+                raise ValidationError(
+                    f"{includer} v{number} includes {name}@{label}: move or delete that first"
+                )
         with self.db.transaction() as s:
             delete_label(s, name, label, actor=actor, reason=reason)
         self.invalidate(name, label)

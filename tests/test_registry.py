@@ -494,3 +494,27 @@ def test_a_label_move_cannot_break_the_prompts_that_include_it(reg: Registry) ->
     )
     reg.set_label("team/snip", "production", 2)
     assert reg.get("agent").render(question="q").system == "Be kind to everyone. Help."
+
+
+def test_deleting_labels_is_audited_and_guarded(reg: Registry) -> None:
+    from registry import PermissionDenied
+
+    settings = {"model": "m", "max_tokens": 1}
+    msgs = [{"role": "user", "content": "x"}]
+    reg.create_version(
+        "snip", system="S", messages=msgs, settings=settings, labels=["production", "qa", "beta"]
+    )
+    reg.create_version(
+        "user", **simple_version(system='{% include "snip@qa" %}', labels=["staging"])
+    )
+    with pytest.raises(PermissionDenied, match="protected"):
+        reg.delete_label("snip", "production", actor="ana")
+    with pytest.raises(ValidationError, match="user v1 includes snip@qa"):
+        reg.delete_label("snip", "qa", actor="ana")
+    reg.delete_label("snip", "beta", actor="ana", reason="unused")
+    reg.delete_label("snip", "production", actor="ana", reason="retired", override=True)
+    assert reg.prompt("snip").labels == {"qa": 1}
+    assert [(e.label, e.kind, e.actor) for e in reg.label_history("snip")][-2:] == [
+        ("beta", "delete", "ana"),
+        ("production", "delete", "ana"),
+    ]
