@@ -266,13 +266,6 @@ class RunLog:
             self._drop()
 
 
-def write_run(db: Database, record: RunRecord) -> None:
-    """Insert one run row through SQLAlchemy (for callers without a :class:`RunLog`)."""
-    with db.engine.begin() as c:
-        c.execute(_INSERT_RUN, record.to_row())
-    record.written = True
-
-
 def load_run(db: Database, run_id: str) -> RunResult:
     """The logged run ``run_id`` as a ``RunResult``; ``NotFound`` when there is none."""
     with db.engine.connect() as conn:
@@ -480,5 +473,4 @@ __all__ = [
     "json_safe",
     "load_run",
     "spent_since",
-    "write_run",
 ]
