@@ -132,6 +132,7 @@ def test_every_assertion_type_passes_and_fails_with_a_useful_message(
 def test_the_table_covers_every_type_both_ways() -> None:
     seen = {(d["type"], passes) for d, _, passes, _ in CASES}
     assert seen == {(t, p) for t in ASSERTION_TYPES for p in (True, False)}
+    assert len(set(ASSERTION_TYPES)) == len(ASSERTION_TYPES) == 13
 
 
 def test_failure_messages_truncate_long_answers() -> None:

@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -441,21 +441,9 @@ Assertion = Annotated[
 
 _ADAPTER: TypeAdapter[Assertion] = TypeAdapter(Assertion)
 
-#: every assertion type name, in documentation order
-ASSERTION_TYPES: tuple[str, ...] = (
-    "equals",
-    "contains",
-    "icontains",
-    "not-contains",
-    "regex",
-    "starts-with",
-    "is-json",
-    "json-schema",
-    "max-length",
-    "stop-reason",
-    "cost-under",
-    "latency-under",
-    "llm-rubric",
+#: every assertion type name, in documentation order (the order of the union above)
+ASSERTION_TYPES: tuple[str, ...] = tuple(
+    get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(get_args(Assertion)[0])
 )
 
 

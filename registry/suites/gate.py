@@ -30,7 +30,7 @@ from ..errors import SuiteGateError, ValidationError
 from ..models import LabelEventRow
 from ..models.suites import SuiteRunRow
 from .cases import count_cases, current_fingerprint, prompt_id_of
-from .results import PASSED, RUNNING
+from .results import ERROR, PASSED, RUNNING
 
 if TYPE_CHECKING:
     from ..labels import LabelMove
@@ -103,7 +103,7 @@ def gate_problem(session: Session, prompt_id: int, prompt: str, version: int) ->
         bad = latest.failed + latest.errored
         detail = (
             f"{bad} of {latest.total} case(s) did not pass"
-            if latest.status != "error"
+            if latest.status != ERROR
             else f"it did not finish ({latest.error or 'error'})"
         )
         return f"the latest suite run #{latest.id} on v{version} {latest.status}: {detail}"

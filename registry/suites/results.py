@@ -265,7 +265,7 @@ def latest_by_version(reg: Registry, name: str) -> dict[int, SuiteRun]:
 
 
 def latest_by_prompt(reg: Registry) -> dict[str, SuiteRun]:
-    """The newest suite run of every prompt that has one (two queries whatever the count)."""
+    """The newest suite run of every prompt that has one (one query whatever the count)."""
     newest = sa.select(sa.func.max(SuiteRunRow.id)).group_by(SuiteRunRow.prompt_id)
     with reg.db.snapshot() as s:
         rows = s.execute(

@@ -37,12 +37,14 @@ from ...suites import (
     delete_case,
     get_case_by_id,
     get_suite_run,
+    latest_suite_run,
     list_cases,
     promotion_status,
     run_suite,
     suite_runs,
     update_case,
 )
+from ...suites.cases import count_cases, prompt_id_of
 from ...suites.gate import is_protected
 from ...suites.results import latest_by_prompt
 from ...suites.runner import default_concurrency
@@ -182,7 +184,7 @@ class SuitesView(ProtectedView):
             abort(404)
         latest = get_suite_run(reg, history[0].id) if history else None
         label = request.args.get("label", "production")
-        gate = promotion_status(reg, name, version, label) if is_protected(label) else None
+        gate = promotion_status(reg, name, version, label)
         return self.render(
             "admin_ui/suites/version.html",
             name=name,
@@ -369,11 +371,12 @@ def suite_summary(name: str, version: int) -> dict[str, Any]:
     ``{"cases": n, "latest": SuiteRun | None, "gate": str | None, "url": panel url}``.
     """
     reg = get_registry()
-    history = suite_runs(reg, name, version=version, limit=1)
-    cases = len(list_cases(reg, name))
+    latest = latest_suite_run(reg, name, version)
+    with reg.db.snapshot() as s:
+        cases = count_cases(s, prompt_id_of(s, name))
     return {
         "cases": cases,
-        "latest": history[0] if history else None,
+        "latest": latest,
         "gate": promotion_status(reg, name, version) if cases else None,
         "url": url_for("suites.version", name=name, version=version),
     }
