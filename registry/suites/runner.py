@@ -37,6 +37,7 @@ from .rubric import make_grader
 
 if TYPE_CHECKING:
     from ..registry import Registry
+    from ..runner.result import RunResult
     from ..versions import PromptVersion
 
 #: cases run at once unless told otherwise (``REGISTRY_SUITE_CONCURRENCY``)
@@ -66,10 +67,6 @@ def resolve_version(
     return reg.get(name, label=label or LATEST)
 
 
-def _measure(result: Any, attr: str) -> Any:
-    return getattr(result, attr, None)
-
-
 class _Execution:
     """The state of one suite run while its cases execute."""
 
@@ -88,7 +85,7 @@ class _Execution:
         self.grader_cost = 0.0
         self.grader: Grader = make_grader(reg, self._run_grader)
 
-    def _run_grader(self, name: str, variables: Mapping[str, Any], *, label: str) -> Any:
+    def _run_grader(self, name: str, variables: Mapping[str, Any], *, label: str) -> RunResult:
         result = self.reg.run(
             name,
             variables,
@@ -97,10 +94,9 @@ class _Execution:
             suite_run_id=str(self.suite_run_id),
             **self.run_options,
         )
-        cost = _measure(result, "cost_usd")
-        if cost is not None:
+        if result.cost_usd is not None:
             with self._lock:
-                self.grader_cost += float(cost)
+                self.grader_cost += result.cost_usd
         return result
 
     def run_case(self, case: Case) -> CaseResult:
@@ -120,16 +116,14 @@ class _Execution:
             return _errored(case, exc.message, getattr(exc, "run_id", None), exc)
         except Exception as exc:  # an unexpected bug must not lose the other cases
             return _errored(case, f"{type(exc).__name__}: {exc}", None, exc)
-        text = str(_measure(result, "text") or "")
-        if _measure(result, "status") not in (None, "ok"):
-            message = _measure(result, "error_message") or "the run failed"
-            return _errored(case, str(message), _measure(result, "run_id"), RuntimeError(message))
+        # reg.run raises on a failed run: a result returned here is ``ok``
+        text = result.text
         out = CaseOutput(
             text=text,
-            parsed=_measure(result, "parsed"),
-            stop_reason=_measure(result, "stop_reason"),
-            cost_usd=_measure(result, "cost_usd"),
-            latency_ms=_measure(result, "latency_ms"),
+            parsed=result.parsed,
+            stop_reason=result.stop_reason,
+            cost_usd=result.cost_usd,
+            latency_ms=result.latency_ms,
             variables=case.variables,
         )
         checks = check_assertions(case.assertions, out, grade=self.grader)
@@ -141,7 +135,7 @@ class _Execution:
             assertions=checks,
             position=case.position,
             stop_reason=out.stop_reason,
-            run_id=_measure(result, "run_id"),
+            run_id=result.run_id,
             cost_usd=out.cost_usd,
             latency_ms=out.latency_ms,
         )
