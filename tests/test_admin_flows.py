@@ -368,8 +368,10 @@ def test_diff_highlights_lines_and_lists_changed_keys(editor: FlaskClient, reg: 
     assert 'id="diff-empty"' in same
     default = text(editor.get("/admin/prompts/p/-/diff"))
     assert "v1</a> → <a" in default
-    assert editor.get("/admin/prompts/p/-/diff?old=1&new=9").status_code == 404
-    assert editor.get("/admin/prompts/nope/-/diff").status_code == 404
+    for url in ("/admin/prompts/p/-/diff?old=1&new=9", "/admin/prompts/nope/-/diff"):
+        missing = editor.get(url)
+        assert missing.status_code == 404, url
+        assert 'id="not-found"' in text(missing), url
 
 
 def test_missing_things_are_404_pages(editor: FlaskClient, reg: Registry) -> None:

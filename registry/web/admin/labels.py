@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, make_response, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 
 from ... import config
 from ...errors import ConflictError, RegistryError
@@ -47,10 +47,7 @@ class LabelsView(ProtectedView):
         reg = get_registry()
         info = prompt_info(reg, name)
         if info is None:
-            return make_response(
-                self.render("admin_ui/not_found.html", message=f"prompt {name!r} does not exist"),
-                404,
-            )
+            self.not_found(f"prompt {name!r} does not exist")
         label = request.args.get("label", "")
         return self.render(
             "admin_ui/history.html",

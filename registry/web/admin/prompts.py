@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import abort, flash, make_response, redirect, request, url_for
+from flask import flash, make_response, redirect, request, url_for
 
 from ... import config
 from ...errors import NotFound, RegistryError, ValidationError
@@ -68,7 +68,7 @@ class PromptsView(ProtectedView):
         try:
             return get_registry().get(name, version=version)
         except (NotFound, ValidationError) as exc:
-            abort(make_response(self.render("admin_ui/not_found.html", message=exc.message), 404))
+            self.not_found(exc.message)
 
     # -- list -----------------------------------------------------------------------------
 
@@ -104,10 +104,7 @@ class PromptsView(ProtectedView):
         reg = get_registry()
         info = prompt_info(reg, name)
         if info is None:
-            return make_response(
-                self.render("admin_ui/not_found.html", message=f"prompt {name!r} does not exist"),
-                404,
-            )
+            self.not_found(f"prompt {name!r} does not exist")
         return self.render(
             "admin_ui/prompt.html",
             info=info,
@@ -181,17 +178,14 @@ class PromptsView(ProtectedView):
         reg = get_registry()
         numbers = version_numbers(reg, name)
         if not numbers:
-            return make_response(
-                self.render("admin_ui/not_found.html", message=f"prompt {name!r} does not exist"),
-                404,
-            )
+            self.not_found(f"prompt {name!r} does not exist")
         try:
             new = int(request.args.get("new", numbers[0]))
             old = int(request.args.get("old", max(new - 1, 1)))
             found = reg.diff(name, old, new)
         except (ValueError, RegistryError) as exc:
             message = exc.message if isinstance(exc, RegistryError) else "versions must be numbers"
-            return make_response(self.render("admin_ui/not_found.html", message=message), 404)
+            self.not_found(message)
         return self.render(
             "admin_ui/diff.html",
             name=name,
@@ -224,10 +218,7 @@ class PromptsView(ProtectedView):
         reg = get_registry()
         info = prompt_info(reg, name)
         if info is None:
-            return make_response(
-                self.render("admin_ui/not_found.html", message=f"prompt {name!r} does not exist"),
-                404,
-            )
+            self.not_found(f"prompt {name!r} does not exist")
         if request.method == "GET":
             try:
                 start = int(request.args.get("from", info.latest_version))

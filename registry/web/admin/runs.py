@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import make_response, request
+from flask import request
 
 from ...models.runs import FeedbackRow, RunRow
 from .. import get_registry
@@ -165,6 +165,5 @@ class RunsView(ProtectedView):
                 else []
             )
         if row is None:
-            body = self.render("admin_ui/not_found.html", message=f"run {run_id!r} does not exist")
-            return make_response(body, 404)
+            self.not_found(f"run {run_id!r} does not exist")
         return self.render("admin_ui/run.html", run=row, feedback=feedback)

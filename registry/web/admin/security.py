@@ -42,10 +42,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from markupsafe import Markup, escape
 
 from ...users import ROLES, User, role_at_least, session_user
@@ -174,6 +184,10 @@ class AccessMixin:
 
 class ProtectedView(AccessMixin, BaseView):
     """A Flask-Admin page only users with ``required_role`` (or above) may open."""
+
+    def not_found(self, message: str) -> NoReturn:
+        """Stop the request with the admin's 404 page saying ``message``."""
+        abort(make_response(self.render("admin_ui/not_found.html", message=message), 404))
 
 
 def csrf_field() -> Markup:
