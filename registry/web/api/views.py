@@ -113,17 +113,7 @@ def version_dict(reg: Registry, v: PromptVersion) -> dict[str, Any]:
     """The JSON of a version as ``GET /prompts/{name}`` answers it."""
     return {
         "id": v.id,
-        "name": v.name,
-        "version": v.version,
-        "system": v.system,
-        "messages": v.messages,
-        "settings": v.settings,
-        "variables": v.variables,
-        "output_schema": v.output_schema,
-        "content_hash": v.content_hash,
-        "message": v.message,
-        "author": v.author,
-        "created_at": _iso(v.created_at),
+        **v.to_dict(),
         "labels": v.labels,
         "experiment": v.experiment,
         "variant": v.variant,
@@ -243,9 +233,7 @@ def create_version(
     reg = get_registry()
     try:
         before = reg.prompt(name).latest_version
-    except NotFound:
-        before = 0
-    except ValidationError:
+    except (NotFound, ValidationError):
         before = 0
     fields = {k: raw[k] for k in raw if k not in ("author",)}
     v = reg.create_version(name, author=body.author or _actor(caller), **fields)
@@ -404,10 +392,8 @@ def run_feedback(*, run_id: str, caller: ApiKeyInfo, body: FeedbackRequest, raw:
 )
 def experiment_report(*, key: str, caller: ApiKeyInfo) -> Response:
     """Per-variant outcomes with the statistical comparison of an experiment."""
-    try:
-        from ...experiments import build_report
-    except (ImportError, AttributeError):
-        raise NotFound("experiments are not available in this installation") from None
+    from ...experiments import build_report
+
     report = build_report(get_registry(), key)
     return json_response(_result_dict(report))
 
