@@ -104,7 +104,8 @@ def _new_token() -> tuple[str, str]:
     return token, f"{TOKEN_PREFIX}{public}"
 
 
-def _info(row: ApiKeyRow) -> ApiKeyInfo:
+def _info(row: ApiKeyRow | sa.Row[Any]) -> ApiKeyInfo:
+    """The key's description from its ORM row or a plain result row of its table."""
     return ApiKeyInfo(
         id=row.id,
         name=row.name,
@@ -255,17 +256,7 @@ def authenticate_api_key(reg: Registry, token: str | None) -> ApiKeyInfo:
             ).first()
         if row is None:
             raise AuthenticationError("invalid API key: no such key (was it copied whole?)")
-        info = ApiKeyInfo(
-            id=row.id,
-            name=row.name,
-            prefix=row.prefix,
-            scope=row.scope,
-            created_by=row.created_by,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-            revoked_by=row.revoked_by,
-        )
+        info = _info(row)
         if info.active:
             with cache.lock:
                 if len(cache.auth) >= _AUTH_CACHE_SIZE:

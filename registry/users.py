@@ -13,12 +13,13 @@ ends the session on the server, not only in the browser.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -103,7 +104,8 @@ def _hash(password: str) -> str:
     return generate_password_hash(password, method=PASSWORD_METHOD)
 
 
-def _to_user(row: UserRow) -> User:
+def _to_user(row: UserRow | sa.Row[Any]) -> User:
+    """The account from its ORM row or a plain result row holding the user's columns."""
     return User(
         id=row.id,
         name=row.name,
@@ -179,8 +181,7 @@ def authenticate(reg: Registry, name: str, password: str) -> User | None:
     now = utcnow()
     with reg.db.transaction() as s:
         s.execute(sa.update(UserRow).where(UserRow.id == row.id).values(last_login_at=now))
-    user = _to_user(row)
-    return User(user.id, user.name, user.role, user.active, user.created_at, now)
+    return dataclasses.replace(_to_user(row), last_login_at=now)
 
 
 def _update(reg: Registry, name: str, *, end_sessions: bool, **values: object) -> User:
@@ -254,9 +255,7 @@ def session_user(reg: Registry, token: str) -> User | None:
         ).first()
     if found is None or not found.active or found.expires_at <= utcnow():
         return None
-    return User(
-        found.id, found.name, found.role, found.active, found.created_at, found.last_login_at
-    )
+    return _to_user(found)
 
 
 def end_session(reg: Registry, token: str) -> None:
