@@ -64,7 +64,10 @@ def save_prompt_file(
     reg: Registry, pf: PromptFile, *, author: str, source: str
 ) -> tuple[int, bool]:
     """Create a version from a prompt file (nothing if unchanged); returns (version, created)."""
-    before = {p.name: p.latest_version for p in reg.prompts(search=pf.name, include_archived=True)}
+    try:
+        before = reg.prompt(pf.name).latest_version
+    except LookupError:
+        before = 0
     labels = list(pf.labels)
     while True:
         try:
@@ -89,15 +92,13 @@ def save_prompt_file(
             labels.remove(exc.details["label"])
             logger.warning("%s: %s; it stays where it is", source, exc.message)
     _sync_tests(reg, pf, author=author)
-    return version.version, before.get(pf.name, 0) != version.version
+    return version.version, before != version.version
 
 
 def _sync_tests(reg: Registry, pf: PromptFile, *, author: str) -> None:
-    """Hand the file's ``tests:`` to the regression-suite module, when it is installed."""
-    try:
-        from .suites import sync_cases_from_file
-    except ImportError:
-        return
+    """Hand the file's ``tests:`` to the regression-suite module."""
+    from .suites import sync_cases_from_file
+
     sync_cases_from_file(reg, pf.name, pf.tests, author=author)
 
 

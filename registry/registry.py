@@ -49,8 +49,6 @@ if TYPE_CHECKING:
     from .runner import Runner, RunResult
 
 VERSION_CACHE_SIZE = 4096
-#: ``registry.experiments.assigned_version``, imported on first use by ``get(..., unit_id=...)``
-_assigned_version_hook: Callable[..., PromptVersion | None] | None = None
 
 # the read path uses SQLAlchemy Core only: apps that just fetch and render never load the ORM
 _V = versions_table.c
@@ -145,7 +143,6 @@ class Registry:
         )
         self.cache_ttl = config.cache_ttl() if cache_ttl is None else cache_ttl
         self.label_guards: list[LabelGuard] = []
-        self.version_listeners: list[Callable[[Session, PromptVersion], None]] = []
         self.label_listeners: list[Callable[[str, str | None], None]] = []
         #: called with every ``RunResult`` after its run row is written (e.g. guardrails)
         self.run_listeners: list[Callable[[Any], None]] = []
@@ -233,23 +230,17 @@ class Registry:
 
     def _suite_gate(self, session: Session, move: LabelMove) -> None:
         """Protected labels only move to versions whose regression suite passed."""
-        try:
-            from .suites import gate
-        except ImportError:
-            return
+        from .suites import gate  # loaded on the first label move, not at import
+
         gate(self, session, move)
 
     def _assigned_version(self, name: str, unit_id: str, label: str | None) -> PromptVersion | None:
         """The experiment variant for ``unit_id``, or None when no experiment applies."""
-        global _assigned_version_hook
-        hook = _assigned_version_hook
-        if hook is None:  # imported once: a function-level import costs ~1 µs per call
-            try:
-                from .experiments import assigned_version
-            except ImportError:
-                return None
-            hook = _assigned_version_hook = assigned_version
-        return hook(self, name, unit_id, label)
+        # only the first call lands here: it creates the experiments runtime, which ``get``
+        # then calls directly
+        from .experiments import assigned_version
+
+        return assigned_version(self, name, unit_id, label)
 
     def render(
         self,
@@ -621,9 +612,6 @@ class Registry:
                     guards=self.label_guards,
                 )
             result = self._row_to_version(name, row)
-            if created:
-                for listener in self.version_listeners:
-                    listener(s, result)
         self.invalidate(name)
         return result
 
@@ -843,7 +831,7 @@ class Registry:
         include_archived: bool = False,
     ) -> list[Prompt]:
         """Prompts with their labels, sorted by name; filter by folder, tag or a name substring."""
-        from .models import LabelRow, PromptRow, VersionRow
+        from .models import PromptRow
 
         query = sa.select(PromptRow).order_by(PromptRow.name)
         if not include_archived:
@@ -854,16 +842,25 @@ class Registry:
             )
         if search:
             query = query.where(PromptRow.name.contains(search, autoescape=True))
+        out = self._prompt_list(query)
+        if tag:
+            out = [p for p in out if tag in p.tags]
+        return out
+
+    def _prompt_list(self, query: sa.Select[Any]) -> list[Prompt]:
+        """Run a prompts query and attach the labels of the prompts it found (two statements)."""
+        from .models import LabelRow, VersionRow
+
         with self.db.snapshot() as s:
             rows = s.scalars(query).all()
             labels: dict[int, dict[str, int]] = {}
             for prompt_id, label_name, version in s.execute(
-                sa.select(LabelRow.prompt_id, LabelRow.name, VersionRow.version).join(
-                    VersionRow, VersionRow.id == LabelRow.version_id
-                )
+                sa.select(LabelRow.prompt_id, LabelRow.name, VersionRow.version)
+                .join(VersionRow, VersionRow.id == LabelRow.version_id)
+                .where(LabelRow.prompt_id.in_(query.with_only_columns(_P.id).order_by(None)))
             ):
                 labels.setdefault(prompt_id, {})[label_name] = version
-        out = [
+        return [
             Prompt(
                 name=r.name,
                 description=r.description,
@@ -876,15 +873,14 @@ class Registry:
             )
             for r in rows
         ]
-        if tag:
-            out = [p for p in out if tag in p.tags]
-        return out
 
     def prompt(self, name: str) -> Prompt:
         """One prompt with its labels (archived ones included)."""
-        for p in self.prompts(search=name, include_archived=True):
-            if p.name == name:
-                return p
+        from .models import PromptRow
+
+        found = self._prompt_list(sa.select(PromptRow).where(PromptRow.name == name))
+        if found:
+            return found[0]
         check_prompt_name(name)
         raise NotFound(f"prompt {name!r} does not exist", prompt=name)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import ValidationError
 from .labels import MoveRequest, move_labels
 from .model_settings import describe_pydantic_error
-from .versions import validate_content
+from .versions import VersionContent, validate_content
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -117,10 +117,8 @@ def export_registry(
 
 
 def _export_tests(reg: Registry, name: str) -> list[dict[str, Any]]:
-    try:
-        from .suites import export_cases
-    except ImportError:
-        return []
+    from .suites import export_cases
+
     return export_cases(reg, name)
 
 
@@ -154,10 +152,11 @@ def import_registry(
     Every version is validated before anything is written, so a bad file writes nothing.
     """
     doc = read_document(source)
+    contents: dict[tuple[str, int], VersionContent] = {}
     for p in doc.prompts:
         for v in p.versions:
             try:
-                validate_content(
+                contents[(p.name, v.version)] = validate_content(
                     system=v.system,
                     messages=v.messages,
                     settings=v.settings,
@@ -185,13 +184,7 @@ def import_registry(
             pass
         mapping: dict[int, int] = {}
         for v in sorted(p.versions, key=lambda x: x.version):
-            content = validate_content(
-                system=v.system,
-                messages=v.messages,
-                settings=v.settings,
-                variables=v.variables,
-                output_schema=v.output_schema,
-            )
+            content = contents[(p.name, v.version)]
             if existing.get(v.version) == content.content_hash():
                 mapping[v.version] = v.version
                 skipped += 1
@@ -233,8 +226,6 @@ def import_registry(
 
 
 def _import_tests(reg: Registry, name: str, tests: list[dict[str, Any]], actor: str) -> None:
-    try:
-        from .suites import sync_cases_from_file
-    except ImportError:
-        return
+    from .suites import sync_cases_from_file
+
     sync_cases_from_file(reg, name, tests, author=actor)

@@ -6,17 +6,25 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .errors import ValidationError
 from .rendering import CompiledPrompt, IncludeRef, Rendered, TemplateInfo, analyze
+from .text import has_lone_surrogate
 
 ROLES = ("user", "assistant")
 MAX_MESSAGES = 200
 MAX_COMMIT_MESSAGE = 10_000
 MAX_AUTHOR = 200
+
+
+#: why a string holding half of a UTF-16 surrogate pair is refused
+LONE_SURROGATE = (
+    "a lone UTF-16 surrogate (such as \\ud800) is not a character: write the character "
+    "itself or a complete surrogate pair"
+)
 
 
 def canonical_json(data: Any) -> str:
@@ -33,6 +41,9 @@ class VersionContent:
     settings: dict[str, Any]
     variables: dict[str, dict[str, Any]]
     output_schema: dict[str, Any] | None
+    _analysis: tuple[frozenset[str], tuple[IncludeRef, ...]] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     def content_hash(self) -> str:
         """sha256 of the canonical JSON of the content."""
@@ -54,11 +65,17 @@ class VersionContent:
         return out
 
     def analyze(self) -> tuple[frozenset[str], tuple[IncludeRef, ...]]:
-        """Variables the templates read and prompts they include (syntax errors raise)."""
-        infos: list[TemplateInfo] = [analyze(src, where) for where, src in self.templates()]
-        used = frozenset().union(*(i.variables for i in infos)) if infos else frozenset()
-        includes = tuple(ref for i in infos for ref in i.includes)
-        return used, includes
+        """Variables the templates read and prompts they include (syntax errors raise).
+
+        Parsed once per content object: validation and include checks both ask.
+        """
+        if self._analysis is None:
+            infos: list[TemplateInfo] = [analyze(src, where) for where, src in self.templates()]
+            used = frozenset().union(*(i.variables for i in infos)) if infos else frozenset()
+            includes = tuple(ref for i in infos for ref in i.includes)
+            object.__setattr__(self, "_analysis", (used, includes))
+        assert self._analysis is not None
+        return self._analysis
 
 
 def _check_text(value: Any, field: str, *, limit: int) -> str:
@@ -70,6 +87,8 @@ def _check_text(value: Any, field: str, *, limit: int) -> str:
         raise ValidationError(f"{field} is longer than {limit} characters", field=field)
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise ValidationError(f"{field} contains control characters", field=field)
+    if has_lone_surrogate(value):
+        raise ValidationError(f"{field}: {LONE_SURROGATE}", field=field)
     return value
 
 
@@ -96,6 +115,15 @@ def validate_content(
     from .contract_spec import validate_contract
     from .model_settings import validate_settings
 
+    for field_name, value in (
+        ("system", system),
+        ("messages", messages),
+        ("settings", settings),
+        ("variables", variables),
+        ("output_schema", output_schema),
+    ):
+        if has_lone_surrogate(value):
+            raise ValidationError(f"{field_name}: {LONE_SURROGATE}", field=field_name)
     if system is not None and not isinstance(system, str):
         raise ValidationError("system must be a string template", field="system")
     if messages is None:
@@ -168,6 +196,7 @@ class PromptVersion:
         "_compile_lock",
         "_compiled",
         "_compiler",
+        "_content",
         "_labels_of",
         "author",
         "content_hash",
@@ -220,6 +249,7 @@ class PromptVersion:
         self._compiler = compiler
         self._labels_of = labels_of
         self._compiled: CompiledPrompt | None = None
+        self._content: VersionContent | None = None
         self._compile_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -266,14 +296,16 @@ class PromptVersion:
         return copy
 
     def content(self) -> VersionContent:
-        """The content of this version."""
-        return VersionContent(
-            system=self.system,
-            messages=self.messages,
-            settings=self.settings,
-            variables=self.variables,
-            output_schema=self.output_schema,
-        )
+        """The content of this version (built once: include checks parse it repeatedly)."""
+        if self._content is None:
+            self._content = VersionContent(
+                system=self.system,
+                messages=self.messages,
+                settings=self.settings,
+                variables=self.variables,
+                output_schema=self.output_schema,
+            )
+        return self._content
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description of the version (content and metadata)."""

@@ -41,6 +41,9 @@ def test_every_command_has_help_and_is_documented(path: tuple[str, ...]) -> None
     result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert f"`{path[0]}" in README, f"`{path[0]}` is not documented in README.md"
+    # a subcommand is named on a README line that also names its group
+    words = [set(re.findall(r"[\w-]+", line)) for line in README.splitlines()]
+    assert any(set(path) <= line for line in words), f"`{' '.join(path)}` is not in README.md"
 
 
 @pytest.fixture

@@ -23,10 +23,6 @@ COMMAND_MODULES = (
 )
 
 for _module in COMMAND_MODULES:
-    try:
-        importlib.import_module(_module).register(main)
-    except ModuleNotFoundError as exc:  # a capability not installed in this build
-        if exc.name != _module:
-            raise
+    importlib.import_module(_module).register(main)
 
 __all__ = ["main"]

@@ -24,6 +24,7 @@ from ...rendering import (
     include_source,
     make_environment,
 )
+from ...text import has_lone_surrogate
 from ...versions import PromptVersion
 
 #: form areas an error can be shown next to
@@ -155,25 +156,6 @@ SURROGATE_MESSAGE = (
     "a lone UTF-16 surrogate escape (such as \\ud800) is not a character: "
     "write the character itself or a complete surrogate pair"
 )
-
-
-def has_lone_surrogate(value: Any) -> bool:
-    """True when a string anywhere in ``value`` (keys too) holds a lone surrogate code point.
-
-    JSON and YAML escapes can produce them; they cannot be encoded as UTF-8, so neither stored
-    nor shown.
-    """
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(has_lone_surrogate(item) for item in value)
-    return False
 
 
 def parse_structured(text: str, area: str, form: EditorForm, *, kind: str = "mapping") -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Response, request, stream_with_context
 
 from ...errors import RegistryError
+from ...text import has_lone_surrogate
 from .. import get_registry
 from . import editing
 from .compat import expose
@@ -107,7 +108,7 @@ class PlaygroundView(ProtectedView):
         raw_vars: Any = data.get("variables", {})
         if isinstance(raw_vars, str):
             values, error = editing.parse_variables(raw_vars)
-        elif isinstance(raw_vars, dict) and editing.has_lone_surrogate(raw_vars):
+        elif isinstance(raw_vars, dict) and has_lone_surrogate(raw_vars):
             values, error = None, editing.SURROGATE_MESSAGE
         elif isinstance(raw_vars, dict):
             values, error = raw_vars, None

@@ -20,6 +20,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from ...api_keys import ApiKeyInfo, authenticate_api_key, require_scope
 from ...errors import AuthenticationError, ValidationError
+from ...text import has_lone_surrogate
 from .. import get_registry
 
 #: default cap of a request body, in bytes (``API_MAX_BODY_BYTES`` in the app config)
@@ -171,7 +172,7 @@ def read_json_body() -> dict[str, Any]:
         raise BadRequest("the body is not valid JSON: it nests too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be a JSON object, not {type(data).__name__}")
-    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(data):
+    if _SURROGATE_ESCAPE.search(raw) and has_lone_surrogate(data):
         raise BadRequest(
             "the body is not valid JSON: a lone UTF-16 surrogate escape (such as \\ud800) is "
             "not a character; send the character itself or a complete surrogate pair"
@@ -181,21 +182,6 @@ def read_json_body() -> dict[str, Any]:
 
 #: a ``\uD800``-``\uDFFF`` escape in raw JSON (the cheap test before walking the object)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    """True when a string anywhere in ``value`` (keys too) cannot be encoded as UTF-8."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(item) for item in value)
-    return False
 
 
 def parse_body(model: type[BaseModel]) -> tuple[BaseModel, dict[str, Any]]:
