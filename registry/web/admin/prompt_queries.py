@@ -153,12 +153,6 @@ def folders_and_tags(reg: Registry) -> tuple[list[str], list[str]]:
     return sorted(folders), sorted(tags)
 
 
-def prompt_id(reg: Registry, name: str) -> int | None:
-    """The id of prompt ``name`` (None when it does not exist)."""
-    with reg.db.snapshot() as s:
-        return s.scalar(sa.select(PromptRow.id).where(PromptRow.name == name))
-
-
 def label_states(reg: Registry, name: str) -> list[LabelState]:
     """The prompt's labels, sorted by name."""
     with reg.db.snapshot() as s:
