@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .definitions import Experiment, metric
-from .report import VariantData, load_data
-from .stats import Counts, Moments, p_worse_means, p_worse_rates
+from .definitions import FEEDBACK_PREFIX, Experiment, metric
+from .report import VariantData, by_variant, load_data
+from .stats import p_worse_means, p_worse_rates
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -61,27 +61,24 @@ def evaluate(experiment: Experiment, data: Sequence[VariantData]) -> list[Guardr
     """The guardrails that fire on ``data`` (pure: no database), worst p-value first."""
     if not experiment.guardrails:
         return []
-    by_key = {d.key: d for d in data}
+    by_key = by_variant(experiment, data)
     control_key = experiment.control.key
-    control = by_key.get(control_key, VariantData(control_key))
+    control = by_key[control_key]
     trips: list[GuardrailTrip] = []
     if control.runs < experiment.min_runs:
         return trips
-    empty = Moments(0, math.nan, math.nan)
     for v in experiment.variants[1:]:
-        treatment = by_key.get(v.key, VariantData(v.key))
+        treatment = by_key[v.key]
         if treatment.runs < experiment.min_runs:
             continue
         for g in experiment.guardrails:
             m = metric(g.metric)
             if m.kind == "rate":
-                c0 = control.rates.get(m.name, Counts(control.runs, 0))
-                c1 = treatment.rates.get(m.name, Counts(treatment.runs, 0))
+                c0, c1 = control.rate(m.name), treatment.rate(m.name)
                 p = p_worse_rates(c0, c1, margin=g.threshold)
                 values = (c0.rate, c1.rate, c0.n, c1.n)
             else:
-                m0 = control.means.get(m.name, empty)
-                m1 = treatment.means.get(m.name, empty)
+                m0, m1 = control.moments(m.name), treatment.moments(m.name)
                 p = p_worse_means(m0, m1, margin=g.threshold, higher_is_better=m.higher_is_better)
                 values = (m0.mean, m1.mean, control.runs, treatment.runs)
             if not math.isnan(p) and p < GUARDRAIL_ALPHA:
@@ -111,7 +108,8 @@ def check_guardrails(reg: Registry, key: str) -> GuardrailTrip | None:
     experiment = get(reg, key)
     if experiment.status != "running" or not experiment.guardrails:
         return None
-    trips = evaluate(experiment, load_data(reg, experiment))
+    feedback = any(g.metric.startswith(FEEDBACK_PREFIX) for g in experiment.guardrails)
+    trips = evaluate(experiment, load_data(reg, experiment, feedback=feedback))
     if not trips:
         return None
     stop_if_running(reg, key, actor=GUARDRAIL_ACTOR, reason=trips[0].reason())

@@ -90,13 +90,30 @@ class VariantData:
             data.means[FEEDBACK_PREFIX + name] = Moments.of(values)
         return data
 
+    def rate(self, name: str) -> Counts:
+        """The events behind rate metric ``name`` (none recorded: 0 of ``runs``)."""
+        return self.rates.get(name, Counts(self.runs, 0))
+
+    def moments(self, name: str) -> Moments:
+        """The moments of mean metric ``name`` (none recorded: empty)."""
+        return self.means.get(name, _EMPTY)
+
+
+def by_variant(experiment: Experiment, data: Sequence[VariantData]) -> dict[str, VariantData]:
+    """``data`` by variant key: the experiment's variants first (empty when they have no data),
+    then variants no longer in the definition."""
+    return {v.key: VariantData(v.key) for v in experiment.variants} | {d.key: d for d in data}
+
 
 def _counted(key: str) -> sa.ColumnElement[bool]:
     return sa.and_(_R.experiment == key, _R.source.in_(COUNTED_SOURCES), _R.variant.is_not(None))
 
 
-def load_data(reg: Registry, experiment: Experiment) -> list[VariantData]:
-    """Aggregate the experiment's runs, feedback and assignments per variant (one pass each)."""
+def load_data(reg: Registry, experiment: Experiment, *, feedback: bool = True) -> list[VariantData]:
+    """Aggregate the experiment's runs, feedback and assignments per variant (one pass each).
+
+    ``feedback=False`` skips the feedback scores (guardrails on run metrics do not need them).
+    """
     data = {v.key: VariantData(v.key) for v in experiment.variants}
 
     def get(key: str) -> VariantData:
@@ -114,9 +131,16 @@ def load_data(reg: Registry, experiment: Experiment) -> list[VariantData]:
     for name in MEAN_COLUMNS:
         value = sa.case((ok, sa.cast(_R[name], sa.Float)))
         columns += [sa.func.count(value), sa.func.sum(value), sa.func.sum(value * value)]
+    # one score per run and name (averaged), over the experiment's counted runs only
     per_run = (
-        sa.select(_F.run_id, _F.name, sa.func.avg(sa.cast(_F.value, sa.Float)).label("score"))
-        .group_by(_F.run_id, _F.name)
+        sa.select(
+            _R.variant,
+            _F.name,
+            sa.func.avg(sa.cast(_F.value, sa.Float)).label("score"),
+        )
+        .select_from(FeedbackRow.__table__.join(RunRow.__table__, _R.id == _F.run_id))
+        .where(_counted(experiment.key))
+        .group_by(_R.variant, _F.run_id, _F.name)
         .subquery()
     )
     score = per_run.c.score
@@ -131,19 +155,19 @@ def load_data(reg: Registry, experiment: Experiment) -> list[VariantData]:
             for i, name in enumerate(MEAN_COLUMNS):
                 n, total, total_sq = row[4 + 3 * i : 7 + 3 * i]
                 d.means[name] = Moments.from_sums(int(n or 0), total, total_sq)
-        for variant, name, n, total, total_sq in s.execute(
-            sa.select(
-                _R.variant,
-                per_run.c.name,
-                sa.func.count(),
-                sa.func.sum(score),
-                sa.func.sum(score * score),
-            )
-            .select_from(per_run.join(RunRow.__table__, _R.id == per_run.c.run_id))
-            .where(_counted(experiment.key))
-            .group_by(_R.variant, per_run.c.name)
-        ):
-            get(variant).means[FEEDBACK_PREFIX + name] = Moments.from_sums(int(n), total, total_sq)
+        if feedback:
+            for variant, name, n, total, total_sq in s.execute(
+                sa.select(
+                    per_run.c.variant,
+                    per_run.c.name,
+                    sa.func.count(),
+                    sa.func.sum(score),
+                    sa.func.sum(score * score),
+                ).group_by(per_run.c.variant, per_run.c.name)
+            ):
+                get(variant).means[FEEDBACK_PREFIX + name] = Moments.from_sums(
+                    int(n), total, total_sq
+                )
         for variant, units, exposures in s.execute(
             sa.select(_A.variant, sa.func.count(), sa.func.sum(_A.exposures))
             .where(_A.experiment_id == experiment.id)
@@ -321,23 +345,21 @@ def analyze(
     confidence: float = 0.95,
 ) -> Report:
     """Turn per-variant data into a report (pure: no database)."""
-    by_key = {d.key: d for d in data}
+    by_key = by_variant(experiment, data)
     feedback = sorted({m for d in data for m in d.means if m.startswith(FEEDBACK_PREFIX)})
     metrics = [*RUN_METRICS.values(), *(metric(name) for name in feedback)]
     defined = {v.key: v for v in experiment.variants}
-    order = [v.key for v in experiment.variants] + [k for k in by_key if k not in defined]
 
     variants: list[VariantReport] = []
-    for key in order:
-        d = by_key.get(key, VariantData(key))
+    for key, d in by_key.items():
         summaries: dict[str, MetricSummary] = {}
         for m in metrics:
             if m.kind == "rate":
-                c = d.rates.get(m.name, Counts(d.runs, 0))
+                c = d.rate(m.name)
                 low, high = rate_interval(c, confidence)
                 summaries[m.name] = MetricSummary(m.name, c.n, c.rate, low, high, count=c.k)
             else:
-                mo = d.means.get(m.name, _EMPTY)
+                mo = d.moments(m.name)
                 low, high = mean_interval(mo, confidence)
                 summaries[m.name] = MetricSummary(m.name, mo.n, mo.mean, low, high)
         v = defined.get(key)
@@ -354,18 +376,16 @@ def analyze(
         )
 
     control_key = experiment.control.key
-    control = by_key.get(control_key, VariantData(control_key))
+    control = by_key[control_key]
     raw: list[tuple[Metric, str, Difference, float]] = []
     for v in experiment.variants[1:]:
-        treatment = by_key.get(v.key, VariantData(v.key))
+        treatment = by_key[v.key]
         for m in metrics:
             if m.kind == "rate":
-                c0 = control.rates.get(m.name, Counts(control.runs, 0))
-                c1 = treatment.rates.get(m.name, Counts(treatment.runs, 0))
+                c0, c1 = control.rate(m.name), treatment.rate(m.name)
                 diff, base = compare_rates(c0, c1, confidence), c0.rate
             else:
-                m0 = control.means.get(m.name, _EMPTY)
-                m1 = treatment.means.get(m.name, _EMPTY)
+                m0, m1 = control.moments(m.name), treatment.moments(m.name)
                 diff, base = compare_means(m0, m1, confidence), m0.mean
             relative = diff.diff / base if base and not math.isnan(base) else math.nan
             raw.append((m, v.key, diff, relative))
@@ -390,7 +410,7 @@ def analyze(
             )
         )
 
-    observed = [by_key.get(v.key, VariantData(v.key)).units for v in experiment.variants]
+    observed = [by_key[v.key].units for v in experiment.variants]
     srm_p = sample_ratio_p(observed, [v.weight for v in experiment.variants])
     warnings: list[str] = []
     if not math.isnan(srm_p) and srm_p < SRM_ALPHA:
@@ -408,7 +428,7 @@ def analyze(
             f"trusting the results{note}"
         )
     for v in experiment.variants:
-        n = by_key.get(v.key, VariantData(v.key)).runs
+        n = by_key[v.key].runs
         if n < 2:
             warnings.append(f"variant {v.key!r} has {n} run(s): no comparison is possible yet")
     return Report(
@@ -451,5 +471,6 @@ __all__ = [
     "VariantReport",
     "analyze",
     "build_report",
+    "by_variant",
     "load_data",
 ]
