@@ -508,6 +508,34 @@ def test_guardrail_listener_ignores_runs_that_do_not_count(prompt_reg: Registry)
     assert ex.get(prompt_reg, "tone").status == "stopped"
 
 
+def test_guardrail_listener_skips_a_served_experiment_without_guardrails(
+    prompt_reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.experiments import guardrails
+
+    checked: list[str] = []
+    monkeypatch.setattr(guardrails, "check_guardrails", lambda reg, key: checked.append(key))
+    running_experiment(prompt_reg, "plain")
+    rt = ex.runtime(prompt_reg)
+    rt.guardrail_interval = 0
+
+    class Result:
+        experiment = "plain"
+        source = "app"
+
+    rt.on_run(Result())
+    assert checked == ["plain"]  # not served here yet: checked (it reads the experiment)
+    assert prompt_reg.get(PROMPT, unit_id="user-1").experiment == "plain"
+    rt.on_run(Result())
+    assert checked == ["plain"]  # served with no guardrails: nothing to read back
+    ex.stop(prompt_reg, "plain")
+    running_experiment(prompt_reg, "guarded", guardrails=["error_rate"])
+    prompt_reg.get(PROMPT, unit_id="user-1")
+    Result.experiment = "guarded"
+    rt.on_run(Result())
+    assert checked == ["plain", "guarded"]
+
+
 # -- CLI ------------------------------------------------------------------------------------
 
 

@@ -9,14 +9,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from registry import experiments as ex
 from registry.experiments.charts import metric_chart
 from registry.models.runs import RunRow
 from registry.web import get_registry
 from tests.conftest import simple_version
-from tests.test_admin import _fast_hashes, app, login, post  # noqa: F401  (fixtures)
+from tests.test_admin import _fast_hashes, app, client_as, post  # noqa: F401  (fixtures)
 
 PROMPT = "support-answer"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -28,12 +27,6 @@ def exp_app(app: Flask) -> Flask:  # noqa: F811
     reg.create_version(PROMPT, **simple_version(labels=["production"]))
     reg.create_version(PROMPT, **simple_version(system="friendlier"))
     return app
-
-
-def client_as(flask_app: Flask, role: str) -> FlaskClient:
-    client = flask_app.test_client()
-    assert login(client, role).status_code == 302
-    return client
 
 
 def text(response: object) -> str:

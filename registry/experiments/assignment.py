@@ -82,28 +82,13 @@ class Allocation:
     the whole text, about half the cost).
     """
 
-    __slots__ = ("_bounds", "_coverage", "_coverage_prefix", "_single", "_variant_prefix")
+    __slots__ = ("_bounds", "_coverage", "_coverage_prefix", "_variant_prefix")
 
     def __init__(self, seed: str, weights: Sequence[float], coverage: float = 1.0) -> None:
         self._bounds = weight_bounds(weights)
         self._coverage = coverage_buckets(coverage)
         self._variant_prefix = hashlib.blake2b(f"variant:{seed}:".encode(), digest_size=8)
         self._coverage_prefix = hashlib.blake2b(f"coverage:{seed}:".encode(), digest_size=8)
-        self._single = len(self._bounds) == 1
-
-    def in_coverage(self, unit_id: str) -> bool:
-        """Whether the unit takes part in the experiment."""
-        if self._coverage >= BUCKETS:
-            return True
-        h = self._coverage_prefix.copy()
-        h.update(unit_id.encode())
-        return (int.from_bytes(h.digest(), "big") * BUCKETS) >> 64 < self._coverage
-
-    def variant_index(self, unit_id: str) -> int:
-        """The variant a unit gets when it is in coverage (coverage is not checked)."""
-        h = self._variant_prefix.copy()
-        h.update(unit_id.encode())
-        return bisect_right(self._bounds, (int.from_bytes(h.digest(), "big") * BUCKETS) >> 64)
 
     def assign(self, unit_id: str) -> int | None:
         """The variant index of ``unit_id``, or None when the unit is outside coverage."""

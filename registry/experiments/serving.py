@@ -395,12 +395,23 @@ class ExperimentRuntime:
         if last is not None and now - last < self.guardrail_interval:
             return
         self._last_check[key] = now
+        if self._unguarded(key):
+            return
         try:
             from .guardrails import check_guardrails
 
             check_guardrails(self._reg, key)
         except Exception:  # a failing check must never fail the app's run
             logger.exception("guardrail check of experiment %r failed", key)
+
+    def _unguarded(self, key: str) -> bool:
+        """True when this process serves experiment ``key`` and it has no guardrails (they never
+        change once created): its check would only read the experiment back to find that out."""
+        for entry in list(self._running.values()):
+            active = entry[1]
+            if active is not None and active.experiment.key == key:
+                return not active.experiment.guardrails
+        return False
 
     # -- lifecycle --------------------------------------------------------------------------
 
