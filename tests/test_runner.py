@@ -116,10 +116,12 @@ def test_stream_yields_text_as_it_arrives_and_logs_ttft(reg: Registry, api: Fake
     api.enqueue(Reply.text("one two three four five", chunks=5, chunk_delay=0.01))
 
     stream = reg.stream("qa", {"question": "count"})
-    assert stream.result is None
-    chunks = list(stream)
+    assert stream.result is None and stream.text == ""
+    chunks = [next(stream), next(stream)]
+    assert stream.text == "".join(chunks)  # the text so far, mid-stream
+    chunks += list(stream)
 
-    assert len(chunks) == 5
+    assert len(chunks) == 5 and stream.text == "one two three four five"
     result = stream.result
     assert result is not None and result.text == "".join(chunks)
     assert result.ttft_ms is not None and 0 < result.ttft_ms < result.latency_ms

@@ -124,6 +124,7 @@ class StreamResult(Iterator[str]):
         self._call = call
         self._started = False
         self._outcome = _Outcome()
+        self._received: list[str] = []
         self._gen = runner._stream_body(call, self._outcome)
 
     @property
@@ -138,15 +139,17 @@ class StreamResult(Iterator[str]):
 
     @property
     def text(self) -> str:
-        """The text received so far."""
-        return self.result.text if self.result is not None else self._call.record.output_text or ""
+        """The text received so far (the whole answer once the stream is exhausted)."""
+        return self.result.text if self.result is not None else "".join(self._received)
 
     def __iter__(self) -> StreamResult:
         return self
 
     def __next__(self) -> str:
         self._started = True
-        return next(self._gen)
+        chunk = next(self._gen)
+        self._received.append(chunk)
+        return chunk
 
     def close(self) -> None:
         """Stop the stream and release the connection (logs a cancelled run if unfinished)."""
