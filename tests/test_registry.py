@@ -234,8 +234,18 @@ LONG = "x" * 1_000_000
         ("ok", {"labels": ["latest"]}, ValidationError, "computed"),
         ("ok", {"labels": ["Prod uction"]}, ValidationError, "invalid label"),
         ("ok", {"message": "bad\x07bell"}, ValidationError, "control characters"),
-        ("ok", {"system": "half a pair \ud800"}, ValidationError, "system: a lone UTF-16 surrogate"),
-        ("ok", {"variables": {"question": {"type": "string", "description": "\udcff"}}}, ValidationError, "variables: a lone"),
+        (
+            "ok",
+            {"system": "half a pair \ud800"},
+            ValidationError,
+            "system: a lone UTF-16 surrogate",
+        ),
+        (
+            "ok",
+            {"variables": {"question": {"type": "string", "description": "\udcff"}}},
+            ValidationError,
+            "variables: a lone",
+        ),
         ("ok", {"author": "\ud83d"}, ValidationError, "author: a lone"),
         (
             "ok",
