@@ -1,7 +1,3 @@
-#!/usr/bin/env python3
-"""Command-line entry point: ``python manage.py --help``."""
+from registry.cli import main  # `python manage.py ...` is `prompt-registry ...` from a checkout
 
-from registry.cli import main
-
-if __name__ == "__main__":
-    main()
+main()

@@ -1,4 +1,11 @@
-"""Alembic environment: the only way the registry's schema changes."""
+"""Alembic environment: the only way the registry's schema changes.
+
+The database comes, in this order, from a connection in ``config.attributes["connection"]``
+(the standard recipe: Flask-Migrate and apps that migrate inside their own transaction; the
+caller owns that connection and its transaction), an engine there or in
+``config.attributes["engine"]`` (pytest-alembic, ``registry.db.upgrade``), ``-x url=...``,
+``sqlalchemy.url``, or ``REGISTRY_DATABASE_URL``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ from registry.db import make_engine
 from registry.models import Base
 
 cfg = context.config
-if cfg.config_file_name is not None and cfg.attributes.get("engine") is None:
+if cfg.config_file_name is not None and not (
+    cfg.attributes.get("engine") or cfg.attributes.get("connection")
+):
     fileConfig(cfg.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
@@ -43,7 +52,12 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = cfg.attributes.get("engine")
+    given = cfg.attributes.get("connection")
+    if isinstance(given, Connection):
+        _run(given)
+        return
+    # pytest-alembic passes an Engine under "connection"; registry.db passes one as "engine"
+    engine = given if given is not None else cfg.attributes.get("engine")
     owned = engine is None
     if engine is None:
         engine = make_engine(_url())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
 
 #: the Alembic revision this code expects; a test checks it is the head of ``migrations/``
 SCHEMA_REVISION = "0006_suites"
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -160,24 +157,25 @@ class Database:
                 elif current is None:
                     raise SchemaError(
                         f"the database {self.url.render_as_string(hide_password=True)} has no "
-                        "registry schema: run `python manage.py init` (or `db upgrade`)"
+                        "registry schema: run `prompt-registry init` (or `db upgrade`)"
                     )
                 else:
                     raise SchemaError(
                         f"the database schema is at revision {current} but this code needs "
-                        f"{SCHEMA_REVISION}: run `python manage.py db upgrade`"
+                        f"{SCHEMA_REVISION}: run `prompt-registry db upgrade`"
                     )
             self._schema_checked = True
 
 
 def alembic_config(db: Database | None = None, url: str | None = None) -> Any:
-    """An Alembic ``Config`` pointing at ``migrations/`` and at the given database."""
+    """An Alembic ``Config`` (built in code: no ``alembic.ini`` needed) pointing at the
+    migrations shipped in the package and at the given database."""
     from alembic.config import Config
 
-    if not MIGRATIONS_DIR.is_dir():
-        raise ConfigurationError(f"migrations directory not found at {MIGRATIONS_DIR}")
+    from .resources import migrations_dir
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     target = url or (db.url.render_as_string(hide_password=False) if db else None)
     if target:
         cfg.set_main_option("sqlalchemy.url", target.replace("%", "%%"))

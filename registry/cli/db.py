@@ -6,8 +6,7 @@ import click
 
 from ..db import SCHEMA_REVISION, Database, downgrade, upgrade
 from .base import State, pass_state
-
-DEFAULT_SEED_DIR = "templates_seed"
+from .output import print_json
 
 
 def _database(state: State) -> Database:
@@ -19,15 +18,16 @@ def _database(state: State) -> Database:
 @click.command()
 @click.option(
     "--seed-dir",
-    default=DEFAULT_SEED_DIR,
-    show_default=True,
-    help="Prompt files to load when the registry is empty.",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="Prompt files to load when the registry is empty (default: the example prompts "
+    "shipped with the package).",
 )
 @click.option("--no-seed", is_flag=True, help="Do not load the seed prompts.")
 @pass_state
-def init(state: State, seed_dir: str, no_seed: bool) -> None:
+def init(state: State, seed_dir: str | None, no_seed: bool) -> None:
     """Create or upgrade the schema, and load the seed prompts if the registry is empty."""
-    from pathlib import Path
+    from ..resources import seed_dir as packaged_seed_dir
 
     db = _database(state)
     before = db.current_revision()
@@ -35,12 +35,13 @@ def init(state: State, seed_dir: str, no_seed: bool) -> None:
     db.dispose()
     click.echo(f"schema at {SCHEMA_REVISION} (was {before or 'empty'})")
     reg = state.registry
-    if not no_seed and not reg.prompts(include_archived=True) and Path(seed_dir).is_dir():
-        results = reg.seed(seed_dir)
-        click.echo(f"seeded {len(results)} prompts from {seed_dir}/")
+    if not no_seed and not reg.prompts(include_archived=True):
+        directory = seed_dir or packaged_seed_dir()
+        results = reg.seed(directory)
+        click.echo(f"seeded {len(results)} prompts from {directory}")
     click.echo(
-        "next: create the first admin with `python manage.py users create NAME --role admin`, "
-        "then `python manage.py serve`"
+        "next: create the first admin with `prompt-registry users create NAME --role admin`, "
+        "then `prompt-registry serve`"
     )
 
 
@@ -72,12 +73,19 @@ def db_downgrade(state: State, revision: str) -> None:
 
 
 @db.command("current")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def db_current(state: State) -> None:
+def db_current(state: State, as_json: bool) -> None:
     """Show the schema revision of the database and the one this code needs."""
     database = _database(state)
-    click.echo(f"database: {database.current_revision() or 'empty'}; code: {SCHEMA_REVISION}")
+    current = database.current_revision()
     database.dispose()
+    if as_json:
+        print_json(
+            {"database": current, "code": SCHEMA_REVISION, "current": current == SCHEMA_REVISION}
+        )
+        return
+    click.echo(f"database: {current or 'empty'}; code: {SCHEMA_REVISION}")
 
 
 def register(group: click.Group) -> None:
