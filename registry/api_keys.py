@@ -207,7 +207,7 @@ def _find(s: Session, key_id_or_name: int | str) -> ApiKeyRow:
         row = s.scalars(sa.select(ApiKeyRow).where(ApiKeyRow.name == key_id_or_name)).one_or_none()
     if row is None:
         raise NotFound(
-            f"no API key {key_id_or_name!r}: `python manage.py apikeys list` shows ids and names"
+            f"no API key {key_id_or_name!r}: `prompt-registry apikeys list` shows ids and names"
         )
     return row
 
@@ -237,7 +237,7 @@ def authenticate_api_key(reg: Registry, token: str | None) -> ApiKeyInfo:
     if not token:
         raise AuthenticationError(
             "an API key is required: send 'Authorization: Bearer <key>' "
-            "(create one with `python manage.py apikeys create NAME --scope read`)"
+            "(create one with `prompt-registry apikeys create NAME --scope read`)"
         )
     if len(token) > _MAX_TOKEN_LENGTH or not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError(
@@ -295,7 +295,7 @@ def require_scope(info: ApiKeyInfo, scope: str) -> None:
     if not info.allows(scope):
         raise PermissionDenied(
             f"API key {info.name!r} has scope {info.scope!r}; this needs scope {scope!r} "
-            f"(create a key with `python manage.py apikeys create NAME --scope {scope}`)"
+            f"(create a key with `prompt-registry apikeys create NAME --scope {scope}`)"
         )
 
 

@@ -19,7 +19,7 @@ Caching:
   Past it, ``get`` asks the server itself; if the server fails or cannot be reached, the stale
   entry is still served (``ttl=0``: no caching, every ``get`` asks the server, and the last good
   copy is used only when the server fails).
-- ``fallback_path``: an export file (``python manage.py export prompts.json``) loaded at start and
+- ``fallback_path``: an export file (``prompt-registry export prompts.json``) loaded at start and
   used when the server cannot be reached for a prompt not cached yet; it keeps the model
   settings, variable contracts and labels of every version.
 - Cache keys are typed tuples, so label ``"3"`` and version ``3``, or prompt ``greet`` and
@@ -298,7 +298,7 @@ class RegistryClient:
     """Fetch, render and run prompts through a registry server's HTTP API, with a local cache.
 
     ``base_url`` is the server (``http://host:5000``; ``/api/v1`` is added when missing);
-    ``api_key`` a key from ``python manage.py apikeys create``. ``ttl``, ``revalidate`` and
+    ``api_key`` a key from ``prompt-registry apikeys create``. ``ttl``, ``revalidate`` and
     ``fallback_path`` are described in the module documentation; ``timeout`` bounds each
     request in seconds (runs use the larger ``run_timeout``). Call ``close()`` (or use
     ``with``) to stop the background thread.

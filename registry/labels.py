@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from .errors import ConflictError, NotFound, ValidationError
-from .names import check_label_name, check_prompt_name
+from .names import check_label_name, check_prompt_name, prompt_not_found
 from .tables import utcnow
 
 if TYPE_CHECKING:
@@ -72,8 +72,15 @@ def lock_prompt(session: Session, name: str) -> PromptRow:
         sa.select(PromptRow).where(PromptRow.name == name).with_for_update()
     ).one_or_none()
     if row is None:
-        raise NotFound(f"prompt {name!r} does not exist", prompt=name)
+        raise missing_prompt(session, name)
     return row
+
+
+def missing_prompt(session: Session | sa.Connection, name: str) -> NotFound:
+    """The ``NotFound`` for prompt ``name``, naming the existing prompts closest to it."""
+    from .models import PromptRow
+
+    return prompt_not_found(name, session.execute(sa.select(PromptRow.name)).scalars())
 
 
 def current_label_version(

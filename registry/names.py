@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
-from .errors import ValidationError
+from .errors import NotFound, ValidationError
 
 #: folder-like names: ``support-answer``, ``team/support-answer``
 PROMPT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
@@ -47,3 +49,32 @@ def check_label_name(label: object, *, settable: bool = False) -> str:
             "'latest' is computed (the highest version) and cannot be moved", field="label"
         )
     return label
+
+
+def closest_names(name: str, known: Iterable[str], *, limit: int = 3) -> list[str]:
+    """The names of ``known`` a user most likely meant by ``name``, best first.
+
+    A name with the same last part comes first (``support-answer`` finds
+    ``support/support-answer``), then close spellings (``summarise`` finds ``summarize``).
+    """
+    names = [k for k in known if k != name]
+    leaf = name.rsplit("/", 1)[-1].lower()
+    found = [k for k in names if k.rsplit("/", 1)[-1].lower() == leaf]
+    found += difflib.get_close_matches(name, names, n=limit, cutoff=0.6)
+    by_leaf = {k.rsplit("/", 1)[-1].lower(): k for k in names}
+    found += [by_leaf[m] for m in difflib.get_close_matches(leaf, by_leaf, n=limit, cutoff=0.75)]
+    return list(dict.fromkeys(found))[:limit]
+
+
+def prompt_not_found(name: str, known: Iterable[str]) -> NotFound:
+    """The error for a prompt that does not exist, suggesting the nearest existing names."""
+    near = closest_names(name, known)
+    if near:
+        hint = "did you mean " + (
+            near[0] if len(near) == 1 else ", ".join(near[:-1]) + " or " + near[-1]
+        )
+        return NotFound(f"prompt {name!r} does not exist; {hint}?", prompt=name)
+    return NotFound(
+        f"prompt {name!r} does not exist (`prompt-registry prompts list` shows the prompts)",
+        prompt=name,
+    )

@@ -24,6 +24,7 @@ from .labels import (
     delete_label,
     label_history,
     lock_prompt,
+    missing_prompt,
     move_labels,
 )
 from .names import DEFAULT_LABEL, LATEST, check_label_name, check_prompt_name
@@ -124,7 +125,7 @@ class Registry:
 
     ``url`` defaults to ``REGISTRY_DATABASE_URL`` or ``sqlite:///registry.db``. An embedded
     SQLite database is created or upgraded on first use; any other database must have been
-    upgraded with ``python manage.py db upgrade`` (the error says so).
+    upgraded with ``prompt-registry db upgrade`` (the error says so).
     ``cache_ttl`` is how long a resolved label is trusted in this process (default
     ``REGISTRY_CACHE_TTL`` or 1 s); moves made through this instance are seen at once.
     """
@@ -318,7 +319,7 @@ class Registry:
         with self.db.snapshot() as s:
             prompt = s.scalars(sa.select(PromptRow).where(PromptRow.name == name)).one_or_none()
             if prompt is None:
-                raise NotFound(f"prompt {name!r} does not exist", prompt=name)
+                raise missing_prompt(s, name)
             if version is not None:
                 raise NotFound(
                     f"prompt {name!r} has no version {version} "
@@ -334,7 +335,7 @@ class Registry:
         have = ", ".join(labels) if labels else "none"
         raise NotFound(
             f"prompt {name!r} has no label {label!r} (labels: {have}; 'latest' is always there); "
-            f"set it with `python manage.py label {name} {label} VERSION`",
+            f"set it with `prompt-registry label {name} {label} VERSION`",
             prompt=name,
             label=label,
         )
@@ -882,7 +883,8 @@ class Registry:
         if found:
             return found[0]
         check_prompt_name(name)
-        raise NotFound(f"prompt {name!r} does not exist", prompt=name)
+        with self.db.engine.connect() as conn:
+            raise missing_prompt(conn, name)
 
     def versions(self, name: str) -> list[PromptVersion]:
         """Every version of a prompt, oldest first."""

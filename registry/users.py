@@ -137,7 +137,7 @@ def get_user(reg: Registry, name: str) -> User:
     with reg.db.snapshot() as s:
         row = s.scalars(sa.select(UserRow).where(UserRow.name == name)).one_or_none()
         if row is None:
-            raise NotFound(f"user {name!r} does not exist (see `python manage.py users list`)")
+            raise NotFound(f"user {name!r} does not exist (see `prompt-registry users list`)")
         return _to_user(row)
 
 
@@ -190,7 +190,7 @@ def _update(reg: Registry, name: str, *, end_sessions: bool, **values: object) -
             sa.select(UserRow).where(UserRow.name == name).with_for_update()
         ).one_or_none()
         if row is None:
-            raise NotFound(f"user {name!r} does not exist (see `python manage.py users list`)")
+            raise NotFound(f"user {name!r} does not exist (see `prompt-registry users list`)")
         for key, value in values.items():
             setattr(row, key, value)
         if end_sessions:

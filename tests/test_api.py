@@ -500,7 +500,7 @@ def test_api_keys_cannot_touch_protected_labels(api: Api) -> None:
     moved = api.call("PUT", "/prompts/summarize/labels/production", json={"version": 2})
     assert moved.status_code == 403
     err = _error(moved)
-    assert err["type"] == "permission_denied" and "manage.py label" in err["message"]
+    assert err["type"] == "permission_denied" and "prompt-registry label" in err["message"]
     assert api.reg.get("summarize").version == 1
 
 

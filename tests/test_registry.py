@@ -452,7 +452,7 @@ def test_database_without_schema_names_the_fix(tmp_path: Any, pg_url: str) -> No
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001_core'"))
     try:
-        with pytest.raises(SchemaError, match="manage.py db upgrade"):
+        with pytest.raises(SchemaError, match="prompt-registry db upgrade"):
             Registry(pg_url)
     finally:
         with engine.begin() as conn:

@@ -281,7 +281,7 @@ def test_gate_blocks_production_until_the_suite_passes_and_override_records_reas
     v2 = make_prompt(reg, system="BAD")  # staging moves; production stays on v1
     assert reg.prompt("capitals").labels == {"production": 1, "staging": 2}
     with pytest.raises(
-        SuiteGateError, match="never run on v2; run `python manage.py test capitals --version 2`"
+        SuiteGateError, match="never run on v2; run `prompt-registry test capitals --version 2`"
     ):
         reg.set_label("capitals", "production", v2, actor="bob")
     run_suite(reg, "capitals", version=v2)

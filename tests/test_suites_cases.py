@@ -164,7 +164,10 @@ def test_seeding_the_real_templates_with_the_gate_on(
         again = {name: (version, created) for name, version, created in reg.seed(seeds)}
     assert again["summarize"] == (2, True)
     assert reg.prompt("summarize").labels == {"production": 1, "staging": 2}
-    assert "summarize.yaml" in caplog.text and "manage.py test summarize --version 2" in caplog.text
+    assert (
+        "summarize.yaml" in caplog.text
+        and "prompt-registry test summarize --version 2" in caplog.text
+    )
     assert {"type": "not-contains", "value": "I think"} in list_cases(reg, "summarize")[
         0
     ].assertions

@@ -247,7 +247,7 @@ def test_the_label_command_is_gated_and_overrides_need_a_reason(db: str) -> None
     assert refused.exit_code == 1
     assert refused.stderr.strip() == (
         "error: cannot move 'production' of 'capitals' to v2: its regression suite has never run "
-        "on v2; run `python manage.py test capitals --version 2`; an admin may override with a reason"
+        "on v2; run `prompt-registry test capitals --version 2`; an admin may override with a reason"
     )
     no_reason = invoke(db, "label", "capitals", "production", "2", "--override")
     assert no_reason.exit_code == 1 and "needs a reason" in no_reason.stderr

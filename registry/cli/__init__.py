@@ -1,4 +1,4 @@
-"""``python manage.py ...``: the command-line interface (click).
+"""``prompt-registry ...``: the command-line interface (click).
 
 Each command group lives in its own module and registers itself on the main group.
 Errors are one line on stderr and a non-zero exit status.

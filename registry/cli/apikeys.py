@@ -5,11 +5,10 @@ from __future__ import annotations
 import getpass
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..api_keys import SCOPES, create_api_key, get_api_key, list_api_keys, revoke_api_key
-from .base import State, pass_state, print_json
+from .base import State, pass_state
+from .output import print_json, print_table
 
 
 def _operator() -> str:
@@ -68,18 +67,21 @@ def apikeys_list(state: State, active: bool, as_json: bool) -> None:
     if as_json:
         print_json([k.to_dict() for k in keys])
         return
-    table = Table("id", "name", "scope", "prefix", "created", "last used", "revoked")
-    for k in keys:
-        table.add_row(
-            str(k.id),
-            k.name,
-            k.scope,
-            k.prefix + "...",
-            f"{k.created_at:%Y-%m-%d %H:%M}" + (f" by {k.created_by}" if k.created_by else ""),
-            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
-            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
-        )
-    Console(highlight=False, soft_wrap=True).print(table)
+    print_table(
+        ("id", "name", "scope", "prefix", "created", "last used", "revoked"),
+        (
+            (
+                k.id,
+                k.name,
+                k.scope,
+                k.prefix + "...",
+                f"{k.created_at:%Y-%m-%d %H:%M}" + (f" by {k.created_by}" if k.created_by else ""),
+                f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+                f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+            )
+            for k in keys
+        ),
+    )
 
 
 @apikeys.command("revoke")

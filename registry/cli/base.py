@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ..config import load_dotenv
 from ..errors import RegistryError
 
 
@@ -35,7 +36,16 @@ class State:
 
 
 class RegistryGroup(click.Group):
-    """A group that turns registry errors into one clear line on stderr and exit status 1."""
+    """A group that turns registry errors into one clear line on stderr and exit status 1.
+
+    Before the command line is parsed, ``.env`` of the working directory is read into the
+    environment (never overriding a variable already set), so ``--database`` and every other
+    setting may come from it.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        load_dotenv()
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,6 +56,30 @@ class RegistryGroup(click.Group):
         except OSError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except click.ClickException as exc:
+            # a usage mistake is one line too, naming where the help is (exit status 2)
+            hint = ""
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                hint = f" (see `{exc.ctx.command_path} --help`)"
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except Exception as exc:
+            if not _unreachable_database(exc):
+                raise
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            click.echo(
+                f"error: cannot reach the database ({reason}): check --database or "
+                "REGISTRY_DATABASE_URL",
+                err=True,
+            )
+            sys.exit(1)
+
+
+def _unreachable_database(exc: Exception) -> bool:
+    """Whether ``exc`` is a database that cannot be reached (down, wrong host, bad login)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError  # loaded only on an error
+
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 @click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,8 +141,3 @@ def selector_options(func: Any) -> Any:
     )(func)
     func = click.option("--label", "-l", default=None, help="Label (default: production).")(func)
     return func
-
-
-def print_json(data: Any) -> None:
-    """Pretty JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

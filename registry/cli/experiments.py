@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from .base import State, pass_state, print_json
+from .base import State, pass_state
+from .output import new_table, print_json, print_table, stdout_console
 
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @click.group()
@@ -111,7 +109,7 @@ def create_cmd(
         return
     split = ", ".join(f"{v.key}=v{v.version}:{v.weight:g}" for v in exp.variants)
     click.echo(f"created experiment {exp.key} on {exp.prompt} ({split}); status draft")
-    click.echo(f"start it with: python manage.py experiments start {exp.key}")
+    click.echo(f"start it with: prompt-registry experiments start {exp.key}")
 
 
 @experiments.command("start")
@@ -216,13 +214,15 @@ def list_cmd(state: State, prompt: str | None, status: str | None, as_json: bool
     if as_json:
         print_json([e.to_dict() for e in found])
         return
-    table = Table("key", "prompt", "status", "variants", "coverage", "started", "stopped / why")
+    rows = []
     for e in found:
         split = ", ".join(f"{v.key}=v{v.version}:{v.weight:g}" for v in e.variants)
         started = f"{e.started_at:%Y-%m-%d %H:%M}" if e.started_at else "-"
         stopped = f"{e.stopped_at:%Y-%m-%d %H:%M} {e.stop_reason}" if e.stopped_at else "-"
-        table.add_row(e.key, e.prompt, e.status, split, f"{e.coverage:g}", started, stopped)
-    _console().print(table)
+        rows.append((e.key, e.prompt, e.status, split, f"{e.coverage:g}", started, stopped))
+    print_table(
+        ("key", "prompt", "status", "variants", "coverage", "started", "stopped / why"), rows
+    )
 
 
 @experiments.command("report")
@@ -244,7 +244,7 @@ def report_cmd(state: State, key: str, alpha: float, as_json: bool) -> None:
     if as_json:
         print_json(report.to_dict())
         return
-    print_report(report, _console())
+    print_report(report, stdout_console())
 
 
 def _p(value: float) -> str:
@@ -262,7 +262,9 @@ def print_report(report: Any, console: Console) -> None:
     )
     if exp.stop_reason:
         console.print(f"stopped by {exp.stopped_by or '-'}: {exp.stop_reason}")
-    traffic = Table("variant", "version", "weight", "units", "exposures", "runs", title="Traffic")
+    traffic = new_table(
+        "variant", "version", "weight", "units", "exposures", "runs", title="Traffic"
+    )
     for v in report.variants:
         name = v.key + (" (control)" if v.key == report.control != "control" else "")
         traffic.add_row(
@@ -275,7 +277,7 @@ def print_report(report: Any, console: Console) -> None:
         )
     console.print(traffic)
     level = f"{report.confidence:.0%}"
-    table = Table(
+    table = new_table(
         "metric",
         "variant",
         f"mean [{level} CI]",

@@ -7,14 +7,9 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from .base import State, parse_vars, pass_state, print_json, selector_options
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+from .base import State, parse_vars, pass_state, selector_options
+from .output import print_json, print_table, stdout_console
 
 
 @click.group()
@@ -54,12 +49,19 @@ def prompts_list(
             ]
         )
         return
-    table = Table("name", "latest", "labels", "tags", "description")
-    for p in found:
-        labels = ", ".join(f"{k}=v{v}" for k, v in p.labels.items())
-        name = p.name + (" (archived)" if p.archived else "")
-        table.add_row(name, f"v{p.latest_version}", labels, ", ".join(p.tags), p.description)
-    _console().print(table)
+    print_table(
+        ("name", "latest", "labels", "tags", "description"),
+        (
+            (
+                p.name + (" (archived)" if p.archived else ""),
+                f"v{p.latest_version}",
+                ", ".join(f"{k}=v{v}" for k, v in p.labels.items()),
+                ", ".join(p.tags),
+                p.description,
+            )
+            for p in found
+        ),
+    )
 
 
 @prompts.command("show")
@@ -77,7 +79,7 @@ def prompts_show(
     if as_json:
         print_json(data)
         return
-    console = _console()
+    console = stdout_console()
     console.print(f"[bold]{v.name}[/bold] v{v.version}  labels: {', '.join(data['labels']) or '-'}")
     console.print(f"by {v.author or '-'} at {v.created_at:%Y-%m-%d %H:%M} — {v.message or ''}")
     console.print(f"settings: {json.dumps(v.settings)}")
@@ -102,39 +104,66 @@ def prompts_show(
 @prompts.command("history")
 @click.argument("name")
 @click.option("--labels", "show_labels", is_flag=True, help="Show label moves instead of versions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def prompts_history(state: State, name: str, show_labels: bool) -> None:
+def prompts_history(state: State, name: str, show_labels: bool, as_json: bool) -> None:
     """Versions of a prompt (oldest first), or the audit of its label moves."""
     reg = state.registry
     if show_labels:
-        table = Table("when", "label", "from", "to", "who", "kind", "why", "release")
-        for e in reg.label_history(name):
-            table.add_row(
-                f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-                e.label,
-                f"v{e.from_version}" if e.from_version else "-",
-                f"v{e.to_version}" if e.to_version else "-",
-                e.actor or "-",
-                e.kind,
-                e.reason,
-                (e.release_id or "")[:8],
-            )
-        _console().print(table)
+        events = reg.label_history(name)
+        if as_json:
+            print_json(events)
+            return
+        print_table(
+            ("when", "label", "from", "to", "who", "kind", "why", "release"),
+            (
+                (
+                    f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                    e.label,
+                    f"v{e.from_version}" if e.from_version else "-",
+                    f"v{e.to_version}" if e.to_version else "-",
+                    e.actor or "-",
+                    e.kind,
+                    e.reason,
+                    e.release_id or "",
+                )
+                for e in events
+            ),
+        )
         return
     labels = reg.prompt(name).labels
     by_version: dict[int, list[str]] = {}
     for lbl, n in labels.items():
         by_version.setdefault(n, []).append(lbl)
-    table = Table("version", "when", "author", "labels", "message")
-    for v in reg.versions(name):
-        table.add_row(
-            f"v{v.version}",
-            f"{v.created_at:%Y-%m-%d %H:%M}",
-            v.author or "-",
-            ", ".join(by_version.get(v.version, [])),
-            v.message,
+    versions = reg.versions(name)
+    if as_json:
+        print_json(
+            [
+                {
+                    "version": v.version,
+                    "created_at": v.created_at,
+                    "author": v.author,
+                    "labels": by_version.get(v.version, []),
+                    "message": v.message,
+                    "content_hash": v.content_hash,
+                }
+                for v in versions
+            ]
         )
-    _console().print(table)
+        return
+    print_table(
+        ("version", "when", "author", "labels", "message"),
+        (
+            (
+                f"v{v.version}",
+                f"{v.created_at:%Y-%m-%d %H:%M}",
+                v.author or "-",
+                ", ".join(by_version.get(v.version, [])),
+                v.message,
+            )
+            for v in versions
+        ),
+    )
 
 
 @prompts.command("diff")
@@ -222,11 +251,21 @@ def label(
 
 
 @click.command()
-@click.argument("directory", default="templates_seed", type=click.Path(file_okay=False))
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def seed(state: State, directory: str) -> None:
-    """Load the YAML prompt files of DIRECTORY (idempotent: unchanged files create nothing)."""
-    results = state.registry.seed(Path(directory))
+def seed(state: State, directory: str | None, as_json: bool) -> None:
+    """Load the YAML prompt files of DIRECTORY (idempotent: unchanged files create nothing).
+
+    Without DIRECTORY, the example prompts shipped with the package (``templates_seed/`` of
+    the repository) are loaded.
+    """
+    from ..resources import seed_dir
+
+    results = state.registry.seed(Path(directory) if directory else seed_dir())
+    if as_json:
+        print_json([{"name": n, "version": v, "created": c} for n, v, c in results])
+        return
     for name, version, created in results:
         click.echo(f"{name}: v{version} {'created' if created else 'unchanged'}")
     click.echo(f"{sum(1 for r in results if r[2])} new version(s) from {len(results)} file(s)")
@@ -247,10 +286,14 @@ def export_cmd(state: State, path: str, names: tuple[str, ...]) -> None:
 @click.option(
     "--actor", default="import", show_default=True, help="Recorded as the mover of labels."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def import_cmd(state: State, path: str, actor: str) -> None:
+def import_cmd(state: State, path: str, actor: str, as_json: bool) -> None:
     """Load an export file; versions already present are skipped."""
     report = state.registry.import_(path, actor=actor)
+    if as_json:
+        print_json(report)
+        return
     click.echo(
         f"imported {len(report['prompts'])} prompt(s): {report['created']} version(s) created, "
         f"{report['skipped']} already present, {report['labels']} label move(s)"

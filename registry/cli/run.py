@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from ..errors import RunError
-from .base import State, parse_vars, pass_state, print_json, selector_options
+from .base import State, parse_vars, pass_state, selector_options
+from .output import print_json, print_table
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -137,37 +138,33 @@ def costs_command(
     if as_json:
         print_json([line.to_dict() for line in lines])
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"spend by {by}" + (f" since {since}" if since else ""))
-    table.add_column(by, no_wrap=True)
-    for header in ("runs", "errors", "cached", "tokens in", "tokens out", "USD"):
-        table.add_column(header, justify="right")
-    for line in lines:
-        cost = f"{line.cost_usd:.4f}" + (f" (+{line.unpriced} unpriced)" if line.unpriced else "")
-        table.add_row(
-            line.key,
-            str(line.runs),
-            str(line.errors),
-            str(line.cached),
-            f"{line.input_tokens:,}",
-            f"{line.output_tokens:,}",
-            cost,
-        )
-    total = sum(line.cost_usd for line in lines)
-    runs = sum(line.runs for line in lines)
-    table.add_section()
-    table.add_row(
+    total = (
         "total",
-        str(runs),
-        str(sum(line.errors for line in lines)),
-        str(sum(line.cached for line in lines)),
+        sum(line.runs for line in lines),
+        sum(line.errors for line in lines),
+        sum(line.cached for line in lines),
         f"{sum(line.input_tokens for line in lines):,}",
         f"{sum(line.output_tokens for line in lines):,}",
-        f"{total:.4f}",
+        f"{sum(line.cost_usd for line in lines):.4f}",
     )
-    Console(highlight=False, soft_wrap=True).print(table)
+    rows = [
+        (
+            line.key,
+            line.runs,
+            line.errors,
+            line.cached,
+            f"{line.input_tokens:,}",
+            f"{line.output_tokens:,}",
+            f"{line.cost_usd:.4f}" + (f" (+{line.unpriced} unpriced)" if line.unpriced else ""),
+        )
+        for line in lines
+    ]
+    print_table(
+        (by, "runs", "errors", "cached", "tokens in", "tokens out", "USD"),
+        [*rows, total],
+        title=f"spend by {by}" + (f" since {since}" if since else ""),
+        right=("runs", "errors", "cached", "tokens in", "tokens out", "USD"),
+    )
 
 
 def register(group: click.Group) -> None:

@@ -7,7 +7,6 @@ case fails.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ConfigurationError, RegistryError
-from .base import State, pass_state, print_json
+from .base import State, pass_state
+from .output import print_json, print_table, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from ..suites import CaseResult, SuiteComparison, SuiteRun
@@ -26,21 +26,6 @@ if TYPE_CHECKING:
 #: characters of an answer shown in tables
 OUTPUT_WIDTH = 160
 STAGING = "staging"
-
-
-#: table width when stdout is not a terminal (CI logs are read in wide windows)
-PIPE_WIDTH = 160
-
-
-def _stdout() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = PIPE_WIDTH
-    return console
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
 
 
 def _short(text: str | None, width: int = OUTPUT_WIDTH) -> str:
@@ -192,19 +177,22 @@ def _history(state: State, name: str, version: int | None, as_json: bool) -> Non
     if as_json:
         print_json([r.to_dict() for r in runs])
         return
-    table = Table("run", "version", "label", "status", "passed", "cost", "who", "started")
-    for r in runs:
-        table.add_row(
-            f"#{r.id}",
-            f"v{r.version}",
-            r.label or "-",
-            r.status,
-            f"{r.passed}/{r.total}",
-            _money(r.cost_usd),
-            r.actor or "-",
-            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-        )
-    _stdout().print(table)
+    print_table(
+        ("run", "version", "label", "status", "passed", "cost", "who", "started"),
+        (
+            (
+                f"#{r.id}",
+                f"v{r.version}",
+                r.label or "-",
+                r.status,
+                f"{r.passed}/{r.total}",
+                _money(r.cost_usd),
+                r.actor or "-",
+                f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            )
+            for r in runs
+        ),
+    )
 
 
 @click.command("test")
@@ -309,7 +297,7 @@ def _run_one(
 ) -> bool:
     from ..suites import run_suite, write_junit
 
-    with progress_reporter(_stderr(), name) as (on_start, on_case):
+    with progress_reporter(stderr_console(), name) as (on_start, on_case):
         run = run_suite(
             state.registry,
             name,
@@ -322,7 +310,7 @@ def _run_one(
     if as_json:
         print_json(run.to_dict())
     else:
-        console = _stdout()
+        console = stdout_console()
         console.print(results_table(run))
         console.print(run.describe(), markup=False)
     if junit_path:
@@ -343,7 +331,7 @@ def _compare(
 ) -> bool:
     from ..suites import compare_versions, write_junit
 
-    with progress_reporter(_stderr(), name) as (on_start, on_case):
+    with progress_reporter(stderr_console(), name) as (on_start, on_case):
         cmp = compare_versions(
             state.registry,
             name,
@@ -379,7 +367,7 @@ def _compare(
             }
         )
     else:
-        console = _stdout()
+        console = stdout_console()
         console.print(comparison_table(cmp))
         console.print(cmp.new.describe(), markup=False)
         console.print(_summary(cmp), markup=False)
@@ -393,7 +381,7 @@ def _run_all(state: State, options: dict[str, Any], junit_path: str | None, as_j
 
     reg = state.registry
     counts = case_counts(reg)
-    out, err = _stdout(), _stderr()
+    out, err = stdout_console(), stderr_console()
     runs: list[SuiteRun] = []
     ok = True
     for prompt in reg.prompts():

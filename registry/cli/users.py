@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
-from .base import State, pass_state, print_json
+from .base import State, pass_state
+from .output import print_json, print_table
 
 #: scripts give the password in this variable instead of typing it
 PASSWORD_ENV = "REGISTRY_USER_PASSWORD"
@@ -18,6 +20,11 @@ def _password() -> str:
     from_env = os.environ.get(PASSWORD_ENV)
     if from_env:
         return from_env
+    # stdin replaced inside the process (click's CliRunner) is typed input too
+    if not sys.stdin.isatty() and sys.stdin is sys.__stdin__:
+        raise click.UsageError(
+            f"no password: set {PASSWORD_ENV} when there is no terminal to type it in"
+        )
     value: str = click.prompt(
         "Password", hide_input=True, confirmation_prompt="Repeat the password"
     )
@@ -68,15 +75,20 @@ def list_(state: State, as_json: bool) -> None:
         )
         return
     if not found:
-        click.echo(
-            "no users yet: create one with `python manage.py users create NAME --role admin`"
-        )
+        click.echo("no users yet: create one with `prompt-registry users create NAME --role admin`")
         return
-    width = max(len(u.name) for u in found)
-    for u in found:
-        last = u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never"
-        status = "active" if u.active else "disabled"
-        click.echo(f"{u.name:<{width}}  {u.role:<9}  {status:<8}  last login {last}")
+    print_table(
+        ("name", "role", "status", "last login"),
+        (
+            (
+                u.name,
+                u.role,
+                "active" if u.active else "disabled",
+                u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never",
+            )
+            for u in found
+        ),
+    )
 
 
 @users.command("set-role")

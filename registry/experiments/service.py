@@ -144,7 +144,7 @@ def _version_ids(
     if missing:
         raise NotFound(
             f"prompt {prompt!r} has no version {', '.join(map(str, missing))}: "
-            f"see `python manage.py prompts history {prompt}`",
+            f"see `prompt-registry prompts history {prompt}`",
             prompt=prompt,
         )
     return found
@@ -214,7 +214,7 @@ def start(reg: Registry, key: str, *, actor: str = "") -> Experiment:
 def _already_running(prompt: str, other: str) -> str:
     return (
         f"experiment {other!r} is already running on prompt {prompt!r}: stop it first "
-        f"(`python manage.py experiments stop {other}`)"
+        f"(`prompt-registry experiments stop {other}`)"
     )
 
 

@@ -71,8 +71,7 @@ def load_row(s: Session, key: str, *, lock: bool = False) -> tuple[ExperimentRow
     found = s.execute(query).one_or_none()
     if found is None:
         raise NotFound(
-            f"experiment {key!r} does not exist: "
-            "list them with `python manage.py experiments list`",
+            f"experiment {key!r} does not exist: list them with `prompt-registry experiments list`",
             experiment=key,
         )
     return found[0], found[1]

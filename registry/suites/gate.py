@@ -94,7 +94,7 @@ def gate_problem(session: Session, prompt_id: int, prompt: str, version: int) ->
         .order_by(SuiteRunRow.id.desc())
         .limit(1)
     ).first()
-    test = f"`python manage.py test {prompt} --version {version}`"
+    test = f"`prompt-registry test {prompt} --version {version}`"
     if latest is None:
         return f"its regression suite has never run on v{version}; run {test}"
     if latest.status == RUNNING:

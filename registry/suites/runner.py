@@ -187,7 +187,7 @@ def run_suite(
     if not cases:
         raise ValidationError(
             f"prompt {name!r} has no test cases: add some under `tests:` in its YAML file "
-            "(then `python manage.py seed`) or in the admin",
+            "(then `prompt-registry seed`) or in the admin",
             field="tests",
         )
     started = utcnow()

@@ -1,4 +1,4 @@
-"""Production serving: the same app under gunicorn (``python manage.py serve --workers 4``).
+"""Production serving: the same app under gunicorn (``prompt-registry serve --workers 4``).
 
 Each worker process builds its own app (and so its own ``Registry``, connection pool and
 label-move listener) after the fork; nothing is shared between workers but the database.

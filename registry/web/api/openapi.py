@@ -183,7 +183,7 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key from `python manage.py apikeys create`.",
+                    "description": "An API key from `prompt-registry apikeys create`.",
                 }
             },
         },

@@ -152,7 +152,7 @@ def _check_protected(labels: list[str], key: ApiKeyInfo) -> None:
     if protected:
         raise PermissionDenied(
             f"label {protected[0]!r} is protected: API keys cannot move it (key {key.name!r}). "
-            "A publisher moves it in the web admin or with `python manage.py label`."
+            "A publisher moves it in the web admin or with `prompt-registry label`."
         )
 
 
