@@ -1,4 +1,4 @@
-"""Benchmark of the runner against the fake Anthropic server (tests/fake_anthropic.py).
+"""Benchmark of the runner against the fake Anthropic server (registry.testing).
 
 Prints two ratios measured in the same run:
 
@@ -39,7 +39,7 @@ import anthropic  # noqa: E402
 
 from registry import Registry  # noqa: E402
 from registry.runner import ModelLimits  # noqa: E402
-from tests.fake_anthropic import FakeAnthropic  # noqa: E402
+from registry.testing import FakeAnthropic  # noqa: E402
 
 MODEL = "claude-sonnet-4-6"
 LATENCY = 0.2

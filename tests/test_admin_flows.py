@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from registry import Registry, users
 from registry.models.runs import RunRow
+from registry.testing import FakeAnthropic, Reply
 from tests.conftest import simple_version
-from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.test_admin import (  # noqa: F401  (fixtures)
     PASSWORD,
     _fast_hashes,
@@ -596,10 +596,10 @@ def test_playground_needs_csrf_and_an_editor(app: Flask, reg: Registry) -> None:
 
 
 def test_playground_streams_the_answer_and_logs_the_run(
-    editor: FlaskClient, reg: Registry, fake_api: FakeAnthropic
+    editor: FlaskClient, reg: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
     reg.create_version("p", **simple_version())
-    fake_api.enqueue(Reply.text("Your invoice is in Billing."))
+    fake_anthropic.enqueue(Reply.text("Your invoice is in Billing."))
     page = text(editor.get("/admin/playground/?name=p&version=1"))
     assert 'id="no-api-key"' not in page and 'id="run-form"' in page
     response = editor.post(
@@ -619,7 +619,7 @@ def test_playground_streams_the_answer_and_logs_the_run(
     assert done["latency_ms"] >= 0 and done["cost_usd"] is not None
     run = reg.runner.get_run(done["run_id"])
     assert (run.source, run.version, run.text) == ("playground", 1, "Your invoice is in Billing.")
-    assert fake_api.requests[-1].body["messages"][0]["content"] == "Where is my invoice?"
+    assert fake_anthropic.requests[-1].body["messages"][0]["content"] == "Where is my invoice?"
     listed = text(editor.get("/admin/runs/?source=playground"))
     assert done["run_id"] in listed
     detail = text(editor.get(f"/admin/runs/{done['run_id']}"))
@@ -627,10 +627,10 @@ def test_playground_streams_the_answer_and_logs_the_run(
 
 
 def test_playground_reports_an_api_error_in_the_stream(
-    editor: FlaskClient, reg: Registry, fake_api: FakeAnthropic
+    editor: FlaskClient, reg: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
     reg.create_version("p", **simple_version())
-    fake_api.enqueue(Reply.error(400, "invalid_request_error", "prompt is too long"))
+    fake_anthropic.enqueue(Reply.error(400, "invalid_request_error", "prompt is too long"))
     response = editor.post(
         "/admin/playground/run",
         json={"name": "p", "version": 1, "variables": {"question": "hi"}},
@@ -642,7 +642,7 @@ def test_playground_reports_an_api_error_in_the_stream(
 
 
 def test_playground_bad_variables(
-    editor: FlaskClient, reg: Registry, fake_api: FakeAnthropic
+    editor: FlaskClient, reg: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
     reg.create_version("p", **simple_version())
     token = csrf_token(editor)
@@ -667,7 +667,7 @@ def test_playground_bad_variables(
         )
         assert lone.status_code == 422
         assert "surrogate" in lone.get_json()["error"]["message"]
-    assert fake_api.requests == []
+    assert fake_anthropic.requests == []
 
 
 # -- the run log ------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 
 from registry import Registry
+from registry.testing import FakeAnthropic
 from registry.web.api.openapi import openapi_document
 from tests.api_support import SEED_DIR, bearer, build_app, make_keys
-from tests.fake_anthropic import FakeAnthropic
 
 EXAMPLES = int(os.environ.get("REGISTRY_FUZZ_EXAMPLES", "25"))
 
@@ -60,7 +60,7 @@ schema.config.checks.positive_data_acceptance.expected_statuses = [
 
 
 @pytest.fixture
-def fuzz_app(sqlite_reg: Registry, fake_api: FakeAnthropic) -> Iterator[Flask]:
+def fuzz_app(sqlite_reg: Registry, fake_anthropic: FakeAnthropic) -> Iterator[Flask]:
     sqlite_reg.seed(SEED_DIR)
     app = build_app(sqlite_reg)
     app.config["FUZZ_KEY"] = make_keys(sqlite_reg)["write"]

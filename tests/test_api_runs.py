@@ -12,8 +12,8 @@ import sseclient
 from flask.testing import FlaskClient
 
 from registry import Registry
+from registry.testing import FakeAnthropic, Reply
 from tests.api_support import SEED_DIR, LiveServer, bearer, build_app, make_keys
-from tests.fake_anthropic import FakeAnthropic, Reply
 
 SUMMARY = {"variables": {"text": "The meeting moved to Friday."}}
 
@@ -56,9 +56,9 @@ def _events(server: LiveServer, key: str, body: dict[str, Any], path: str) -> li
 
 
 def test_run_returns_the_summary_and_logs_source_http(
-    client: FlaskClient, keys: dict[str, str], seeded: Registry, fake_api: FakeAnthropic
+    client: FlaskClient, keys: dict[str, str], seeded: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_api.enqueue(Reply.text("- Friday\n- Budget", input_tokens=20, output_tokens=6))
+    fake_anthropic.enqueue(Reply.text("- Friday\n- Budget", input_tokens=20, output_tokens=6))
     resp = client.post("/api/v1/prompts/summarize/run", json=SUMMARY, headers=bearer(keys["run"]))
     assert resp.status_code == 200, resp.get_json()
     data = resp.get_json()
@@ -67,14 +67,14 @@ def test_run_returns_the_summary_and_logs_source_http(
     assert (data["input_tokens"], data["output_tokens"]) == (20, 6)
     assert data["source"] == "http"
     assert seeded.runner.get_run(data["run_id"]).source == "http"
-    sent = fake_api.requests_to("/v1/messages")[-1].json
+    sent = fake_anthropic.requests_to("/v1/messages")[-1].json
     assert sent["model"] == "claude-haiku-4-5" and sent["temperature"] == 0.4
 
 
 def test_run_failure_is_a_json_error_with_the_run_id(
-    client: FlaskClient, keys: dict[str, str], fake_api: FakeAnthropic
+    client: FlaskClient, keys: dict[str, str], fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_api.enqueue(Reply.error(400, "invalid_request_error", "prompt is too long"))
+    fake_anthropic.enqueue(Reply.error(400, "invalid_request_error", "prompt is too long"))
     resp = client.post("/api/v1/prompts/summarize/run", json=SUMMARY, headers=bearer(keys["run"]))
     assert 400 <= resp.status_code < 600 and resp.status_code != 500
     err = resp.get_json()["error"]
@@ -97,18 +97,18 @@ def test_run_without_model_key_is_503(client: FlaskClient, keys: dict[str, str])
     ],
 )
 def test_run_bad_bodies(
-    client: FlaskClient, keys: dict[str, str], fake_api: FakeAnthropic, body: Any, status: int
+    client: FlaskClient, keys: dict[str, str], fake_anthropic: FakeAnthropic, body: Any, status: int
 ) -> None:
     resp = client.post("/api/v1/prompts/summarize/run", json=body, headers=bearer(keys["run"]))
     assert resp.status_code == status
-    assert fake_api.requests_to("/v1/messages") == []
+    assert fake_anthropic.requests_to("/v1/messages") == []
 
 
 def test_stream_sends_deltas_then_done(
-    live: LiveServer, keys: dict[str, str], seeded: Registry, fake_api: FakeAnthropic
+    live: LiveServer, keys: dict[str, str], seeded: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
     text = 'Line one,\nline two: data with "quotes" and unicode é.'
-    fake_api.enqueue(Reply.text(text, chunks=5))
+    fake_anthropic.enqueue(Reply.text(text, chunks=5))
     events = _events(live, keys["run"], SUMMARY, "summarize")
     kinds = [e.event for e in events]
     assert kinds[-1] == "done" and set(kinds[:-1]) == {"delta"} and len(kinds) >= 3
@@ -120,9 +120,11 @@ def test_stream_sends_deltas_then_done(
 
 
 def test_stream_error_midway_is_an_error_event(
-    live: LiveServer, keys: dict[str, str], fake_api: FakeAnthropic
+    live: LiveServer, keys: dict[str, str], fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_api.enqueue(Reply.stream_error_event("partial answer ", "overloaded_error", chunks=2))
+    fake_anthropic.enqueue(
+        Reply.stream_error_event("partial answer ", "overloaded_error", chunks=2)
+    )
     events = _events(live, keys["run"], SUMMARY, "summarize")
     kinds = [e.event for e in events]
     assert kinds[0] == "delta" and kinds[-1] == "error" and "done" not in kinds
@@ -132,7 +134,7 @@ def test_stream_error_midway_is_an_error_event(
 
 
 def test_stream_of_unknown_prompt_is_a_plain_404(
-    live: LiveServer, keys: dict[str, str], fake_api: FakeAnthropic
+    live: LiveServer, keys: dict[str, str], fake_anthropic: FakeAnthropic
 ) -> None:
     response = requests.post(
         f"{live.url}/api/v1/prompts/nope/run",
@@ -146,9 +148,9 @@ def test_stream_of_unknown_prompt_is_a_plain_404(
 
 
 def test_feedback(
-    client: FlaskClient, keys: dict[str, str], seeded: Registry, fake_api: FakeAnthropic
+    client: FlaskClient, keys: dict[str, str], seeded: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_api.enqueue(Reply.text("ok"))
+    fake_anthropic.enqueue(Reply.text("ok"))
     run = client.post("/api/v1/prompts/summarize/run", json=SUMMARY, headers=bearer(keys["run"]))
     run_id = run.get_json()["run_id"]
     resp = client.post(

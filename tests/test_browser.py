@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from registry import Registry, users
+from registry.testing import FakeAnthropic, Reply
 from registry.web import create_app
 from tests.conftest import simple_version, unavailable
-from tests.fake_anthropic import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.browser
 
@@ -250,9 +250,9 @@ def test_edit_preview_diff_and_promote_in_a_real_browser(
 
 
 def test_playground_streams_an_answer_in_a_real_browser(
-    live: LiveServer, browser: Any, fake_api: FakeAnthropic
+    live: LiveServer, browser: Any, fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_api.enqueue(Reply.text("Your parcel left the warehouse this morning."))
+    fake_anthropic.enqueue(Reply.text("Your parcel left the warehouse this morning."))
     driver = browser
     log_in(driver, live)
     driver.get(live.url + "/admin/playground/?name=browser/demo&version=1")
@@ -263,7 +263,7 @@ def test_playground_streams_an_answer_in_a_real_browser(
     assert find(driver, "#playground-output").text == "Your parcel left the warehouse this morning."
     stats = find(driver, "#run-stats").text
     assert "input" in stats and "output tokens" in stats and " ms" in stats
-    assert fake_api.requests[-1].body["messages"][0]["content"] == "Hi where is my parcel?"
+    assert fake_anthropic.requests[-1].body["messages"][0]["content"] == "Hi where is my parcel?"
 
 
 def test_playground_without_a_key_shows_a_clear_message(live: LiveServer, browser: Any) -> None:

@@ -26,9 +26,9 @@ from registry import (
 from registry.api_keys import create_api_key
 from registry.client import RegistryClient
 from registry.runner import RunResult
+from registry.testing import FakeAnthropic, Reply
 from tests.api_support import SEED_DIR, LiveServer, Switch, build_app, make_keys
 from tests.conftest import simple_version
-from tests.fake_anthropic import FakeAnthropic, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,9 +182,9 @@ def test_cache_keys_never_collide(env: Env) -> None:
     assert not any(k[1] == "greet" for k in keys)
 
 
-def test_run_stream_and_feedback(env: Env, fake_api: FakeAnthropic) -> None:
+def test_run_stream_and_feedback(env: Env, fake_anthropic: FakeAnthropic) -> None:
     client = env.client(scope="run")
-    fake_api.enqueue(Reply.text("- one\n- two"), Reply.text("streamed text", chunks=3))
+    fake_anthropic.enqueue(Reply.text("- one\n- two"), Reply.text("streamed text", chunks=3))
     result = client.run("summarize", {"text": "A long text."}, cache=False)
     assert isinstance(result, RunResult)
     assert result.text == "- one\n- two" and result.ok and result.version == 1
@@ -198,7 +198,7 @@ def test_run_stream_and_feedback(env: Env, fake_api: FakeAnthropic) -> None:
         client.feedback("no-such-run", "thumbs_up", 1.0)
     with pytest.raises(ValidationError, match="cannot be set over HTTP"):
         client.run("summarize", {"text": "x"}, max_retries=3)
-    fake_api.enqueue(Reply.stream_error_event("partial ", chunks=1))
+    fake_anthropic.enqueue(Reply.stream_error_event("partial ", chunks=1))
     broken = client.stream("summarize", {"text": "x"})
     with pytest.raises(Exception) as caught:
         list(broken)

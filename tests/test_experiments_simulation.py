@@ -22,8 +22,8 @@ from registry import Registry, RunError
 from registry import experiments as ex
 from registry.models.experiments import AssignmentRow
 from registry.models.runs import RunRow
+from registry.testing import FakeAnthropic, Reply
 from tests.conftest import simple_version
-from tests.fake_anthropic import FakeAnthropic, Reply
 
 PROMPT = "support-answer"
 UNITS = 20_000
@@ -48,7 +48,7 @@ def variant_of(body: dict[str, Any]) -> str:
 
 
 def test_slower_variant_is_flagged_over_20000_units(
-    reg: Registry, db_url: str, fake_api: FakeAnthropic
+    reg: Registry, db_url: str, fake_anthropic: FakeAnthropic
 ) -> None:
     make_prompt(reg)
     ex.create(reg, "speed", prompt=PROMPT, variants=["a=1:50", "b=2:50"])
@@ -61,7 +61,7 @@ def test_slower_variant_is_flagged_over_20000_units(
             delay = latency_ms(rng, variant_of(body)) / 1000
         return Reply.text(f"answer from {variant_of(body)}", delay=delay)
 
-    fake_api.responder = responder
+    fake_anthropic.responder = responder
     # 1. the wiring: real runs through the runner and the fake server
     for i in range(40):
         result = reg.run(PROMPT, {"question": "hi"}, unit_id=f"user-{i}")
@@ -108,7 +108,7 @@ def test_slower_variant_is_flagged_over_20000_units(
 
 
 def test_broken_variant_trips_the_guardrail_and_stops_the_experiment(
-    reg: Registry, fake_api: FakeAnthropic
+    reg: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
     from registry.runner import RetryPolicy
 
@@ -129,7 +129,7 @@ def test_broken_variant_trips_the_guardrail_and_stops_the_experiment(
             return Reply.error(500, "api_error", "variant b is broken")
         return Reply.text("fine")
 
-    fake_api.responder = responder
+    fake_anthropic.responder = responder
     reg.runner.retry = RetryPolicy(max_retries=0)
     ex.runtime(reg).guardrail_interval = 0  # check after every run
     errors = runs = 0
@@ -162,7 +162,7 @@ def test_broken_variant_trips_the_guardrail_and_stops_the_experiment(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_runs_and_streams_log_experiment_and_variant(
-    sqlite_reg: Registry, fake_api: FakeAnthropic, stream: bool
+    sqlite_reg: Registry, fake_anthropic: FakeAnthropic, stream: bool
 ) -> None:
     make_prompt(sqlite_reg)
     ex.create(sqlite_reg, "tags", prompt=PROMPT, variants=["a=1:1", "b=2:1"])

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +14,7 @@ import httpx2
 import pytest
 import requests
 
-from tests.fake_anthropic import FakeAnthropic, Reply, estimate_tokens
+from registry.testing import FakeAnthropic, Reply, estimate_tokens
 
 MODEL = "claude-test-model"
 MESSAGES: list[Any] = [{"role": "user", "content": "Hello there, fake Claude!"}]
@@ -580,24 +576,3 @@ def test_stop_joins_all_threads_promptly() -> None:
     with fake:
         assert requests.post(f"{fake.url}/x", timeout=5).status_code == 404
     assert [t for t in _server_threads() if t not in before] == []
-
-
-def test_standalone_main_serves_until_interrupted() -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(ROOT / "tests" / "fake_anthropic.py"), "--port", "0"]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    ) as process:
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            assert "listening on http://127.0.0.1:" in line
-            url = line.split("listening on ", 1)[1].split()[0]
-            with anthropic.Anthropic(api_key="k", base_url=url, max_retries=0) as client:
-                message = client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
-            assert _text(message) == "echo: Hello there, fake Claude!"
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=30) == 0  # stop() joins its threads; a loaded CI is slow
-        finally:
-            if process.poll() is None:
-                process.kill()

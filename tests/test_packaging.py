@@ -122,6 +122,7 @@ def test_wheel_ships_migrations_seeds_templates_and_static_files(installed: Inst
         "registry/migrations/script.py.mako",
         "registry/web/templates/admin_ui/base.html",
         "registry/web/static/admin_ui/admin.css",
+        "registry/testing/fake_anthropic.py",
     }
     expected |= {
         f"registry/migrations/versions/{p.name}" for p in ROOT.glob("migrations/versions/*.py")
@@ -131,6 +132,7 @@ def test_wheel_ships_migrations_seeds_templates_and_static_files(installed: Inst
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(installed.wheel).read(entry_points).decode()
     assert "prompt-registry = registry.cli:main" in scripts
+    assert "prompt_registry = registry.testing.pytest_plugin" in scripts  # the fixtures
 
 
 def test_init_and_list_from_an_empty_directory(installed: Installed, empty_dir: Path) -> None:

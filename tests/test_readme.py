@@ -1,4 +1,5 @@
-"""The README's code runs as printed: the Python quickstart, top to bottom."""
+"""The README's code runs as printed: the Python quickstart, top to bottom, and the testing
+kit's example test (tests/test_example_app.py is that block, character for character)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from registry import NotFound, Registry
+from registry.testing import FakeAnthropic
 from tests.conftest import SEED_DIR
-from tests.fake_anthropic import FakeAnthropic
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -42,3 +43,9 @@ def test_python_quickstart_runs_after_init(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(NotFound, match="did you mean support/support-answer"):
         reg.get("support-answer")
     reg.close()
+
+
+def test_the_testing_kit_example_is_tests_test_example_app() -> None:
+    example = (Path(__file__).parent / "test_example_app.py").read_text()
+    block = code_block("## Testing your app's prompts offline")
+    assert example.endswith("\n\n" + block), "README and tests/test_example_app.py differ"

@@ -24,8 +24,8 @@ from registry import (
 from registry.models.runs import FeedbackRow, RunRow
 from registry.runner import RetryPolicy, RunResult, cost_report
 from registry.runner.pricing import Usage, cost_usd
+from registry.testing import FakeAnthropic, Reply
 from tests.conftest import simple_version
-from tests.fake_anthropic import FakeAnthropic, Reply
 
 SCHEMA = {
     "type": "object",
@@ -48,10 +48,10 @@ def run_rows(reg: Registry) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def api(reg: Registry, fake_api: FakeAnthropic) -> Iterator[FakeAnthropic]:
+def api(reg: Registry, fake_anthropic: FakeAnthropic) -> Iterator[FakeAnthropic]:
     """The fake server, with the registry's runner retrying fast."""
     reg.runner.retry = RetryPolicy(base_delay=0.01, max_delay=0.05)
-    yield fake_api
+    yield fake_anthropic
     reg.runner.close()
 
 
@@ -174,13 +174,13 @@ def test_experiment_and_variant_of_the_served_version_are_logged(
 
 
 def test_missing_api_key_is_a_clear_error_before_any_request(
-    reg: Registry, fake_api: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+    reg: Registry, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_prompt(reg)
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     with pytest.raises(ConfigurationError, match="ANTHROPIC_API_KEY") as info:
         reg.run("qa", {"question": "hi"})
-    assert fake_api.requests == []
+    assert fake_anthropic.requests == []
     [row] = run_rows(reg)
     assert row["id"] == info.value.run_id  # type: ignore[attr-defined]
     assert (row["status"], row["error_type"], row["attempts"]) == (
@@ -321,7 +321,7 @@ def test_cached_structured_answer_keeps_its_parsed_object_when_streamed(
 
 
 def test_cache_can_be_switched_on_per_prompt_or_version(
-    sqlite_url: str, fake_api: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REGISTRY_CACHE_PROMPTS", "qa@2, other")
     with Registry(sqlite_url, cache_ttl=0) as reg:
@@ -338,7 +338,7 @@ def test_cache_can_be_switched_on_per_prompt_or_version(
 
 
 def test_redis_cache_is_shared_between_processes(
-    sqlite_url: str, fake_api: FakeAnthropic, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, fake_anthropic: FakeAnthropic, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REGISTRY_REDIS_URL", redis_url)
     with Registry(sqlite_url, cache_ttl=0) as one, Registry(sqlite_url, cache_ttl=0) as two:
@@ -346,7 +346,7 @@ def test_redis_cache_is_shared_between_processes(
         first = one.run("qa", {"question": "shared?"}, cache=True)
         second = two.run("qa", {"question": "shared?"}, cache=True)
         assert not first.cached and second.cached and second.text == first.text
-        assert len(fake_api.requests) == 1
+        assert len(fake_anthropic.requests) == 1
         import redis
 
         client = redis.Redis.from_url(redis_url)
@@ -467,7 +467,7 @@ def test_cost_report_groups_spend_tokens_and_runs(reg: Registry, api: FakeAnthro
 
 
 def test_run_log_survives_a_lost_postgresql_connection(
-    pg_url: str, fake_api: FakeAnthropic
+    pg_url: str, fake_anthropic: FakeAnthropic
 ) -> None:
     with Registry(pg_url, cache_ttl=0) as reg:
         make_prompt(reg)

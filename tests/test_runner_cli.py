@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from registry import Registry
 from registry.cli import main
 from registry.cli.run import parse_since
+from registry.testing import FakeAnthropic, Reply
 from tests.conftest import simple_version
-from tests.fake_anthropic import FakeAnthropic, Reply
 
 
 @pytest.fixture
@@ -29,39 +29,41 @@ def invoke(db: str, *args: str) -> click.testing.Result:
     return CliRunner().invoke(main, ["--database", db, *args])
 
 
-def test_run_prints_the_answer_and_a_summary_on_stderr(db: str, fake_api: FakeAnthropic) -> None:
-    fake_api.enqueue(Reply.text("Billing > Invoices.", input_tokens=100, output_tokens=10))
+def test_run_prints_the_answer_and_a_summary_on_stderr(
+    db: str, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(Reply.text("Billing > Invoices.", input_tokens=100, output_tokens=10))
     result = invoke(db, "run", "qa", "--var", "question=Where is my invoice?")
     assert result.exit_code == 0, result.output
     assert result.stdout == "Billing > Invoices.\n"
     assert "100 in / 10 out tokens" in result.stderr
     assert "$0.000450" in result.stderr and "run " in result.stderr and " ms" in result.stderr
-    assert fake_api.last_request is not None
-    assert fake_api.last_request.json["messages"][0]["content"] == "Where is my invoice?"
+    assert fake_anthropic.last_request is not None
+    assert fake_anthropic.last_request.json["messages"][0]["content"] == "Where is my invoice?"
 
 
-def test_run_streams_with_vars_file(db: str, fake_api: FakeAnthropic, tmp_path: Path) -> None:
-    fake_api.enqueue(Reply.text("one two three", chunks=3))
+def test_run_streams_with_vars_file(db: str, fake_anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    fake_anthropic.enqueue(Reply.text("one two three", chunks=3))
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(json.dumps({"question": "count"}))
     result = invoke(db, "run", "qa", "--vars-file", str(vars_file), "--stream")
     assert result.exit_code == 0, result.output
     assert result.stdout == "one two three\n"
     assert "first token" in result.stderr
-    assert fake_api.last_request is not None and fake_api.last_request.stream
+    assert fake_anthropic.last_request is not None and fake_anthropic.last_request.stream
 
 
-def test_run_json_and_cache_flag(db: str, fake_api: FakeAnthropic) -> None:
+def test_run_json_and_cache_flag(db: str, fake_anthropic: FakeAnthropic) -> None:
     first = invoke(db, "run", "qa", "--var", "question=x", "--cache", "--json")
     second = invoke(db, "run", "qa", "--var", "question=x", "--cache", "--json")
     assert first.exit_code == second.exit_code == 0
     a, b = json.loads(first.stdout), json.loads(second.stdout)
     assert (a["cached"], b["cached"]) == (False, True)
-    assert a["source"] == "cli" and len(fake_api.requests) == 1
+    assert a["source"] == "cli" and len(fake_anthropic.requests) == 1
 
 
-def test_run_errors_are_one_line_with_the_run_id(db: str, fake_api: FakeAnthropic) -> None:
-    fake_api.default = Reply.error(529)
+def test_run_errors_are_one_line_with_the_run_id(db: str, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.default = Reply.error(529)
     result = invoke(db, "run", "qa", "--var", "question=x", "--max-retries", "0")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "(run " in result.stderr
@@ -74,8 +76,8 @@ def test_run_without_api_key_fails_clearly(db: str) -> None:
     assert "ANTHROPIC_API_KEY is not set" in result.stderr
 
 
-def test_costs_groups_runs(db: str, fake_api: FakeAnthropic) -> None:
-    fake_api.default = Reply.text("ok", input_tokens=1000, output_tokens=100)
+def test_costs_groups_runs(db: str, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.default = Reply.text("ok", input_tokens=1000, output_tokens=100)
     for q in ("a", "b"):
         assert invoke(db, "run", "qa", "--var", f"question={q}").exit_code == 0
     table = invoke(db, "costs", "--by", "model")

@@ -26,7 +26,7 @@ from registry.suites import (
     update_case,
 )
 from registry.suites.rubric import DEFAULT_GRADER
-from tests.fake_anthropic import FakeAnthropic, Reply
+from registry.testing import FakeAnthropic, Reply
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Spain": "Madrid"}
 
@@ -67,8 +67,8 @@ CASES = [
 
 
 @pytest.fixture
-def capitals(reg: Registry, fake_api: FakeAnthropic) -> Registry:
-    fake_api.responder = capitals_responder
+def capitals(reg: Registry, fake_anthropic: FakeAnthropic) -> Registry:
+    fake_anthropic.responder = capitals_responder
     make_prompt(reg, labels=["production", "staging"])  # v1, production before any case exists
     sync_cases_from_file(reg, "capitals", CASES, author="ana")
     return reg
@@ -104,9 +104,9 @@ def test_a_suite_passes_then_fails_after_a_bad_new_version(capitals: Registry) -
 
 
 def test_a_failed_run_is_a_failed_case_not_a_crash(
-    capitals: Registry, fake_api: FakeAnthropic
+    capitals: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_api.enqueue(Reply.error(400, "invalid_request_error", "prompt is too long"))
+    fake_anthropic.enqueue(Reply.error(400, "invalid_request_error", "prompt is too long"))
     run = run_suite(capitals, "capitals", version=1, concurrency=1, max_retries=0)
     assert run.status == "failed" and (run.passed, run.errored) == (3, 1)
     [broken] = [r for r in run.results if r.status == "error"]
@@ -147,7 +147,7 @@ def test_missing_api_key_stops_the_suite_and_marks_it(
     assert stored.status == "error" and "ANTHROPIC_API_KEY" in (stored.error or "")
 
 
-def test_suite_needs_cases_and_a_valid_target(reg: Registry, fake_api: FakeAnthropic) -> None:
+def test_suite_needs_cases_and_a_valid_target(reg: Registry, fake_anthropic: FakeAnthropic) -> None:
     make_prompt(reg)
     with pytest.raises(ValidationError, match="has no test cases"):
         run_suite(reg, "capitals")
@@ -159,10 +159,12 @@ def test_suite_needs_cases_and_a_valid_target(reg: Registry, fake_api: FakeAnthr
     assert run_suite(reg, "capitals", label="staging").label == "staging"
 
 
-def test_concurrency_bound_is_respected(sqlite_reg: Registry, fake_api: FakeAnthropic) -> None:
+def test_concurrency_bound_is_respected(
+    sqlite_reg: Registry, fake_anthropic: FakeAnthropic
+) -> None:
     reg = sqlite_reg
-    fake_api.responder = capitals_responder
-    fake_api.latency = 0.15
+    fake_anthropic.responder = capitals_responder
+    fake_anthropic.latency = 0.15
     make_prompt(reg)
     many = [
         {
@@ -173,13 +175,13 @@ def test_concurrency_bound_is_respected(sqlite_reg: Registry, fake_api: FakeAnth
         for i in range(9)
     ]
     sync_cases_from_file(reg, "capitals", many)
-    fake_api.reset()
+    fake_anthropic.reset()
     run = run_suite(reg, "capitals", concurrency=3)
     assert run.ok and run.concurrency == 3
-    assert fake_api.max_in_flight == 3
-    fake_api.reset()
+    assert fake_anthropic.max_in_flight == 3
+    fake_anthropic.reset()
     assert run_suite(reg, "capitals", concurrency=1).ok
-    assert fake_api.max_in_flight == 1
+    assert fake_anthropic.max_in_flight == 1
 
 
 # -- every assertion type through the runner ---------------------------------------------------
@@ -222,9 +224,9 @@ def every_type(latency_limit: float) -> list[dict[str, Any]]:
 
 
 def test_every_assertion_type_passes_and_fails_through_the_runner(
-    reg: Registry, fake_api: FakeAnthropic
+    reg: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_api.responder = metrics_responder
+    fake_anthropic.responder = metrics_responder
     reg.create_version(
         "metrics",
         system="Extract metrics as JSON.",
@@ -356,15 +358,15 @@ def test_a_prompt_without_cases_is_not_gated(reg: Registry) -> None:
 
 
 def test_compare_versions_reuses_the_baseline_and_reports_changes(
-    capitals: Registry, fake_api: FakeAnthropic
+    capitals: Registry, fake_anthropic: FakeAnthropic
 ) -> None:
     reg = capitals
     baseline = run_suite(reg, "capitals", version=1)
     make_prompt(reg, system="BAD")
-    fake_api.reset()
+    fake_anthropic.reset()
     cmp = compare_versions(reg, "capitals", version=2, against=1)
     assert cmp.old.id == baseline.id  # reused: same cases, finished
-    assert len(fake_api.requests_to("/v1/messages")) == 4  # only v2 ran
+    assert len(fake_anthropic.requests_to("/v1/messages")) == 4  # only v2 ran
     assert [c.case for c in cmp.regressions] == list(CAPITALS) and cmp.fixes == []
     france = cmp.cases[0]
     assert france.old and france.old.output == "The capital is Paris."

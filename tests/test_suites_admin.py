@@ -12,18 +12,18 @@ from flask.testing import FlaskClient
 
 from registry import Registry
 from registry.suites import list_cases, run_suite, sync_cases_from_file
+from registry.testing import FakeAnthropic
 from registry.users import get_user, start_session
 from registry.web import get_registry
 from registry.web.admin.security import SESSION_TOKEN_KEY
-from tests.fake_anthropic import FakeAnthropic
 from tests.test_admin import _fast_hashes, app, login, post  # noqa: F401  (fixtures)
 from tests.test_suites import CASES, capitals_responder, make_prompt
 
 
 @pytest.fixture
-def suite_app(app: Flask, fake_api: FakeAnthropic) -> Flask:  # noqa: F811
+def suite_app(app: Flask, fake_anthropic: FakeAnthropic) -> Flask:  # noqa: F811
     """The admin on a registry with ``capitals`` v1 (good, production) and v2 (bad)."""
-    fake_api.responder = capitals_responder
+    fake_anthropic.responder = capitals_responder
     reg = get_registry(app)
     make_prompt(reg, labels=["production", "staging"])
     sync_cases_from_file(reg, "capitals", CASES[:2], author="seed")
@@ -173,7 +173,7 @@ def test_an_unexpected_failure_before_the_start_is_a_message_not_a_500(
 
 
 def test_the_version_panel_include_for_the_version_page(
-    suite_app: Flask, fake_api: FakeAnthropic
+    suite_app: Flask, fake_anthropic: FakeAnthropic
 ) -> None:
     reg: Registry = get_registry(suite_app)
     editor = client_as(suite_app, "editor")

@@ -20,8 +20,8 @@ from registry import Registry
 from registry.cli import main
 from registry.cli.suites import progress_reporter
 from registry.suites import create_case, run_suite, suite_runs, sync_cases_from_file
+from registry.testing import FakeAnthropic, Reply
 from tests.conftest import SEED_DIR
-from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.test_suites import CASES, capitals_responder, make_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +29,9 @@ ANSI = "\x1b["
 
 
 @pytest.fixture
-def db(sqlite_url: str, fake_api: FakeAnthropic) -> str:
+def db(sqlite_url: str, fake_anthropic: FakeAnthropic) -> str:
     """A SQLite registry with ``capitals``: v1 good (production, staging), v2 bad; 4 cases."""
-    fake_api.responder = capitals_responder
+    fake_anthropic.responder = capitals_responder
     with Registry(sqlite_url) as reg:
         make_prompt(reg, labels=["production", "staging"])
         sync_cases_from_file(reg, "capitals", CASES, author="ana")
@@ -71,7 +71,7 @@ def test_a_passing_suite_prints_a_table_and_exits_0(db: str, tmp_path: Path) -> 
 
 
 def test_a_failing_suite_exits_1_with_failures_in_table_and_junit(
-    db: str, tmp_path: Path, fake_api: FakeAnthropic
+    db: str, tmp_path: Path, fake_anthropic: FakeAnthropic
 ) -> None:
     with Registry(db) as reg:
         create_case(
@@ -82,7 +82,7 @@ def test_a_failing_suite_exits_1_with_failures_in_table_and_junit(
             assertions=[{"type": "icontains", "value": "madrid"}],
             actor="ana",
         )
-    fake_api.enqueue(Reply.error(400, "invalid_request_error", "bad <request> & more"))
+    fake_anthropic.enqueue(Reply.error(400, "invalid_request_error", "bad <request> & more"))
     junit = tmp_path / "junit.xml"
     result = invoke(
         db,
@@ -204,8 +204,8 @@ def test_progress_bar_on_a_terminal(db: str) -> None:
     assert "capitals v2" in screen and "4/4" in screen and "4 failed" in screen
 
 
-def test_through_a_real_pipe(db: str, fake_api: FakeAnthropic) -> None:
-    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": fake_api.url}
+def test_through_a_real_pipe(db: str, fake_anthropic: FakeAnthropic) -> None:
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": fake_anthropic.url}
     env.pop("FORCE_COLOR", None)
     done = subprocess.run(
         [sys.executable, "manage.py", "--database", db, "test", "capitals", "--version", "2"],
@@ -230,10 +230,12 @@ def seed_responder(body: dict[str, Any]) -> Reply | None:
     return None  # echo
 
 
-def test_init_then_test_all_on_a_fresh_database(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+def test_init_then_test_all_on_a_fresh_database(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
     """The seeds have tests and production labels: init still works with the gate on, and every
     seeded prompt's suite passes at staging."""
-    fake_api.responder = seed_responder
+    fake_anthropic.responder = seed_responder
     db = f"sqlite:///{tmp_path / 'fresh.db'}"
     init = CliRunner().invoke(main, ["--database", db, "init", "--seed-dir", str(SEED_DIR)])
     assert init.exit_code == 0, init.output

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "registry.cli.apikeys",
     "registry.cli.experiments",
     "registry.cli.suites",
+    "registry.cli.testing",
 )
 
 for _module in COMMAND_MODULES:
