@@ -137,8 +137,7 @@ def bench_uncached(reg: Registry, rounds: int) -> float:
             return conn.execute(stmt, {"name": "support-answer", "label": "production"}).first()
 
     def ours() -> object:
-        reg._label_cache.clear()
-        reg._version_cache.clear()
+        reg.reads.clear()
         return reg.get("support-answer", label="production")
 
     t_ours, t_raw = interleaved(ours, raw, rounds=rounds, inner=100)
@@ -212,7 +211,7 @@ def bench_flat(tmp: Path, rounds: int, big: int) -> float:
 
     def getter(reg: Registry) -> Callable[[], object]:
         def get() -> object:
-            reg._version_cache.clear()
+            reg.reads.version_cache.clear()
             return reg.get("p", label="production")
 
         return get

@@ -12,8 +12,7 @@ Prompts leave the code: every save is an immutable numbered version in SQL, labe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from .diff import VersionDiff
 from .errors import (
     AuthenticationError,
     BudgetExceeded,
@@ -36,29 +35,16 @@ from .errors import (
     TemplateSyntaxError,
     ValidationError,
 )
-from .labels import LabelEvent, LabelMove
-from .registry import Prompt, Registry, Release
+from .labels import LabelEvent, LabelMove, Release
+from .listing import Prompt
+from .registry import Registry
 from .rendering import Rendered
+from .run_result import RunResult
+from .service import RegistryService
+from .source import PromptSource
 from .versions import PromptVersion
 
-if TYPE_CHECKING:
-    from .diff import VersionDiff
-    from .runner import RunResult
-
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str) -> Any:
-    # the runner pulls in the anthropic SDK: load it only when asked for
-    if name == "RunResult":
-        from .runner import RunResult
-
-        return RunResult
-    if name == "VersionDiff":
-        from .diff import VersionDiff
-
-        return VersionDiff
-    raise AttributeError(f"module 'registry' has no attribute {name!r}")
 
 
 __all__ = [
@@ -73,10 +59,12 @@ __all__ = [
     "ParameterRefused",
     "PermissionDenied",
     "Prompt",
+    "PromptSource",
     "PromptVersion",
     "RateLimited",
     "Registry",
     "RegistryError",
+    "RegistryService",
     "Release",
     "RenderError",
     "Rendered",

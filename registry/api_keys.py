@@ -29,7 +29,7 @@ from .models import utcnow
 from .models.api_keys import ApiKeyRow
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .service import RegistryService
 
 #: scopes from least to most powerful; each includes the ones before it
 SCOPES = ("read", "run", "write")
@@ -122,7 +122,7 @@ def _info(row: ApiKeyRow | sa.Row[Any]) -> ApiKeyInfo:
 class _KeyCache:
     """Per-registry memory of recent authentications and last-used writes."""
 
-    def __init__(self, reg: Registry) -> None:
+    def __init__(self, reg: RegistryService) -> None:
         self.lock = threading.Lock()
         #: token hash -> (trusted until, info)
         self.auth: dict[str, tuple[float, ApiKeyInfo]] = {}
@@ -137,13 +137,12 @@ class _KeyCache:
         self.forget()
 
 
-def _cache(reg: Registry) -> _KeyCache:
-    cache: _KeyCache = reg.extension("api_keys", _KeyCache)
-    return cache
+def _cache(reg: RegistryService) -> _KeyCache:
+    return reg.component(_KeyCache)
 
 
 def create_api_key(
-    reg: Registry, name: str, scope: str, *, created_by: str = ""
+    reg: RegistryService, name: str, scope: str, *, created_by: str = ""
 ) -> tuple[str, ApiKeyInfo]:
     """Create a key; returns ``(plaintext, info)``. The plaintext cannot be shown again.
 
@@ -185,7 +184,7 @@ def create_api_key(
     return token, info
 
 
-def list_api_keys(reg: Registry, *, include_revoked: bool = True) -> list[ApiKeyInfo]:
+def list_api_keys(reg: RegistryService, *, include_revoked: bool = True) -> list[ApiKeyInfo]:
     """Every key, oldest first (revoked ones too unless ``include_revoked=False``)."""
     query = sa.select(ApiKeyRow).order_by(ApiKeyRow.id)
     if not include_revoked:
@@ -194,7 +193,7 @@ def list_api_keys(reg: Registry, *, include_revoked: bool = True) -> list[ApiKey
         return [_info(r) for r in s.scalars(query)]
 
 
-def get_api_key(reg: Registry, key_id_or_name: int | str) -> ApiKeyInfo:
+def get_api_key(reg: RegistryService, key_id_or_name: int | str) -> ApiKeyInfo:
     """One key by id (a number) or by name."""
     with reg.db.snapshot() as s:
         return _info(_find(s, key_id_or_name))
@@ -212,7 +211,9 @@ def _find(s: Session, key_id_or_name: int | str) -> ApiKeyRow:
     return row
 
 
-def revoke_api_key(reg: Registry, key_id_or_name: int | str, *, actor: str = "") -> ApiKeyInfo:
+def revoke_api_key(
+    reg: RegistryService, key_id_or_name: int | str, *, actor: str = ""
+) -> ApiKeyInfo:
     """Revoke a key by id or name; it stops working at once in this process.
 
     Other processes stop accepting it within :data:`AUTH_CACHE_TTL` seconds. Revoking a key
@@ -229,7 +230,7 @@ def revoke_api_key(reg: Registry, key_id_or_name: int | str, *, actor: str = "")
     return info
 
 
-def authenticate_api_key(reg: Registry, token: str | None) -> ApiKeyInfo:
+def authenticate_api_key(reg: RegistryService, token: str | None) -> ApiKeyInfo:
     """The active key ``token`` stands for; raises ``AuthenticationError`` otherwise.
 
     Records the last use, at most once per :data:`LAST_USED_RESOLUTION` seconds per key.
@@ -268,7 +269,7 @@ def authenticate_api_key(reg: Registry, token: str | None) -> ApiKeyInfo:
     return info
 
 
-def _touch(reg: Registry, cache: _KeyCache, info: ApiKeyInfo, now: float) -> None:
+def _touch(reg: RegistryService, cache: _KeyCache, info: ApiKeyInfo, now: float) -> None:
     last = cache.touched.get(info.id)
     if last is not None and now - last < LAST_USED_RESOLUTION:
         return

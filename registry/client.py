@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import requests
@@ -53,13 +53,11 @@ from .errors import (
     ServiceUnavailable,
     ValidationError,
 )
+from .listing import Prompt
 from .names import DEFAULT_LABEL, LATEST
-from .registry import Prompt
 from .rendering import CompiledPrompt, IncludeRef, Rendered, make_environment
+from .run_result import RunResult
 from .versions import PromptVersion, validate_content
-
-if TYPE_CHECKING:
-    from .runner import RunResult
 
 log = logging.getLogger("registry.client")
 
@@ -282,8 +280,6 @@ def _sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
 
 
 def _run_result(data: Mapping[str, Any]) -> RunResult:
-    from .runner.result import RunResult
-
     known = {f.name for f in dataclasses.fields(RunResult)}
     values = {k: v for k, v in data.items() if k in known}
     if values.get("created_at"):

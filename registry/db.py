@@ -118,6 +118,15 @@ class Database:
         return self._sessionmakers()[0]()
 
     @contextmanager
+    def consistent(self) -> Iterator[sa.Connection]:
+        """A Core connection in a read transaction: several statements see one state.
+
+        For the read path, which never loads the ORM (``snapshot`` is the ORM equivalent).
+        """
+        with self._engines[1].begin() as conn:
+            yield conn
+
+    @contextmanager
     def snapshot(self) -> Iterator[Session]:
         """A read-only transaction: several statements see one consistent state."""
         with self._sessionmakers()[1]() as session, session.begin():

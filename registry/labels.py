@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from .errors import ConflictError, NotFound, ValidationError
 from .names import check_label_name, check_prompt_name, prompt_not_found
+from .tables import prompts as prompts_table
 from .tables import utcnow
 
 if TYPE_CHECKING:
@@ -36,7 +37,11 @@ class LabelMove:
 
 @dataclass(frozen=True)
 class LabelEvent:
-    """One audited label move (``kind`` is ``move``, ``rollback``, ``delete`` or ``override``)."""
+    """One audited label move (``kind`` is ``move``, ``rollback``, ``delete`` or ``override``).
+
+    Archiving and unarchiving the prompt are audited here too, with ``kind`` ``archive`` or
+    ``unarchive`` and an empty ``label``.
+    """
 
     id: int
     prompt: str
@@ -50,7 +55,17 @@ class LabelEvent:
     created_at: datetime
 
 
-#: a guard may refuse a move by raising a ``RegistryError`` (e.g. the suite gate)
+@dataclass(frozen=True)
+class Release:
+    """An atomic move of one label on several prompts, audited under one release id."""
+
+    id: str
+    label: str
+    moves: list[LabelMove]
+
+
+#: a guard may refuse a move by raising a ``RegistryError`` (the suite gate), or add
+#: statements to its transaction (the PostgreSQL NOTIFY)
 LabelGuard = Callable[["Session", LabelMove], None]
 
 
@@ -78,9 +93,7 @@ def lock_prompt(session: Session, name: str) -> PromptRow:
 
 def missing_prompt(session: Session | sa.Connection, name: str) -> NotFound:
     """The ``NotFound`` for prompt ``name``, naming the existing prompts closest to it."""
-    from .models import PromptRow
-
-    return prompt_not_found(name, session.execute(sa.select(PromptRow.name)).scalars())
+    return prompt_not_found(name, session.execute(sa.select(prompts_table.c.name)).scalars())
 
 
 def current_label_version(
@@ -224,6 +237,28 @@ def delete_label(session: Session, name: str, label: str, *, actor: str, reason:
     )
     session.flush()
     return current
+
+
+def record_prompt_event(
+    session: Session, prompt_id: int, kind: str, *, actor: str, reason: str
+) -> None:
+    """Audit a change of the prompt itself (``archive``, ``unarchive``) among its label events.
+
+    Such an event has no label (``label`` is '') and no versions.
+    """
+    from .models import LabelEventRow
+
+    session.add(
+        LabelEventRow(
+            prompt_id=prompt_id,
+            label="",
+            from_version=None,
+            to_version=None,
+            actor=actor,
+            reason=reason,
+            kind=kind,
+        )
+    )
 
 
 def label_history(session: Session, name: str, label: str | None = None) -> list[LabelEvent]:

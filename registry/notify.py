@@ -23,12 +23,13 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from .labels import LabelMove
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from sqlalchemy.orm import Session
+
+    from .service import RegistryService
 
 log = logging.getLogger("registry.notify")
 
@@ -47,8 +48,8 @@ def _payload(origin: str, prompt: str, label: str | None) -> str:
 class LabelNotifier:
     """Sends and receives label-move notifications for one ``Registry`` on PostgreSQL."""
 
-    def __init__(self, reg: Registry) -> None:
-        self._reg: weakref.ReferenceType[Registry] = weakref.ref(reg)
+    def __init__(self, reg: RegistryService) -> None:
+        self._reg: weakref.ReferenceType[RegistryService] = weakref.ref(reg)
         self._url = reg.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
         #: identifies this instance in payloads (its own notifications are ignored)
         self.origin = uuid.uuid4().hex[:12]
@@ -173,12 +174,12 @@ class LabelNotifier:
             reg.invalidate(name, label)
 
 
-def install_notifier(reg: Registry) -> LabelNotifier:
+def install_notifier(reg: RegistryService) -> LabelNotifier:
     """Wire a registry on PostgreSQL: announce its changes; listen when it caches labels."""
-    notifier: LabelNotifier = reg.extension("notify", LabelNotifier)
-    if notifier.guard not in reg.label_guards:
-        reg.label_guards.append(notifier.guard)
-        reg.label_listeners.append(notifier.on_invalidate)
+    notifier = reg.component(LabelNotifier)
+    if notifier.guard not in reg.hooks.label_guards:
+        reg.hooks.label_guards.append(notifier.guard)
+        reg.hooks.label_listeners.append(notifier.on_invalidate)
     if reg.cache_ttl > 0:
         notifier.start()
     return notifier

@@ -14,7 +14,7 @@ from .errors import SuiteGateError, ValidationError
 from .model_settings import describe_pydantic_error
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .service import RegistryService
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def prompt_files(directory: Path) -> list[Path]:
 
 
 def save_prompt_file(
-    reg: Registry, pf: PromptFile, *, author: str, source: str
+    reg: RegistryService, pf: PromptFile, *, author: str, source: str
 ) -> tuple[int, bool]:
     """Create a version from a prompt file (nothing if unchanged); returns (version, created)."""
     try:
@@ -95,7 +95,7 @@ def save_prompt_file(
     return version.version, before != version.version
 
 
-def _sync_tests(reg: Registry, pf: PromptFile, *, author: str) -> None:
+def _sync_tests(reg: RegistryService, pf: PromptFile, *, author: str) -> None:
     """Hand the file's ``tests:`` to the regression-suite module."""
     from .suites import sync_cases_from_file
 
@@ -103,7 +103,7 @@ def _sync_tests(reg: Registry, pf: PromptFile, *, author: str) -> None:
 
 
 def seed_directory(
-    reg: Registry, directory: Path, *, author: str = "seed"
+    reg: RegistryService, directory: Path, *, author: str = "seed"
 ) -> list[tuple[str, int, bool]]:
     """Load every prompt file of ``directory``. Idempotent: unchanged files create nothing.
 

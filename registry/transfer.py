@@ -23,7 +23,7 @@ from .model_settings import describe_pydantic_error
 from .versions import VersionContent, validate_content
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .service import RegistryService
 
 FORMAT = "prompt-registry/1"
 
@@ -69,7 +69,7 @@ class ExportDocument(BaseModel):
 
 
 def export_registry(
-    reg: Registry, path: str | Path | None = None, *, names: Iterable[str] | None = None
+    reg: RegistryService, path: str | Path | None = None, *, names: Iterable[str] | None = None
 ) -> dict[str, Any]:
     """Build the export document; write it to ``path`` (``.json`` or YAML) when given."""
     wanted = set(names) if names is not None else None
@@ -116,7 +116,7 @@ def export_registry(
     return doc
 
 
-def _export_tests(reg: Registry, name: str) -> list[dict[str, Any]]:
+def _export_tests(reg: RegistryService, name: str) -> list[dict[str, Any]]:
     from .suites import export_cases
 
     return export_cases(reg, name)
@@ -145,7 +145,7 @@ def read_document(source: str | Path | Mapping[str, Any]) -> ExportDocument:
 
 
 def import_registry(
-    reg: Registry, source: str | Path | Mapping[str, Any], *, actor: str = "import"
+    reg: RegistryService, source: str | Path | Mapping[str, Any], *, actor: str = "import"
 ) -> dict[str, Any]:
     """Import an export. Returns ``{"created": n, "skipped": n, "labels": n, "prompts": [...]}``.
 
@@ -225,7 +225,7 @@ def import_registry(
     }
 
 
-def _import_tests(reg: Registry, name: str, tests: list[dict[str, Any]], actor: str) -> None:
+def _import_tests(reg: RegistryService, name: str, tests: list[dict[str, Any]], actor: str) -> None:
     from .suites import sync_cases_from_file
 
     sync_cases_from_file(reg, name, tests, author=actor)

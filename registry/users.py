@@ -28,7 +28,7 @@ from .models import utcnow
 from .models.users import UserRow, UserSessionRow
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .service import RegistryService
 
 #: roles from least to most powerful
 ROLES = ("viewer", "editor", "publisher", "admin")
@@ -116,7 +116,7 @@ def _to_user(row: UserRow | sa.Row[Any]) -> User:
     )
 
 
-def create_user(reg: Registry, name: str, password: str, *, role: str = "viewer") -> User:
+def create_user(reg: RegistryService, name: str, password: str, *, role: str = "viewer") -> User:
     """Create an account; ``ConflictError`` when the name is taken."""
     check_user_name(name)
     check_role(role)
@@ -132,7 +132,7 @@ def create_user(reg: Registry, name: str, password: str, *, role: str = "viewer"
         return _to_user(row)
 
 
-def get_user(reg: Registry, name: str) -> User:
+def get_user(reg: RegistryService, name: str) -> User:
     """One account by name; ``NotFound`` when there is none."""
     with reg.db.snapshot() as s:
         row = s.scalars(sa.select(UserRow).where(UserRow.name == name)).one_or_none()
@@ -141,19 +141,19 @@ def get_user(reg: Registry, name: str) -> User:
         return _to_user(row)
 
 
-def list_users(reg: Registry) -> list[User]:
+def list_users(reg: RegistryService) -> list[User]:
     """Every account, sorted by name."""
     with reg.db.snapshot() as s:
         return [_to_user(r) for r in s.scalars(sa.select(UserRow).order_by(UserRow.name))]
 
 
-def count_users(reg: Registry) -> int:
+def count_users(reg: RegistryService) -> int:
     """How many accounts exist (0 means the first admin has not been created yet)."""
     with reg.db.snapshot() as s:
         return int(s.scalar(sa.select(sa.func.count()).select_from(UserRow)) or 0)
 
 
-def authenticate(reg: Registry, name: str, password: str) -> User | None:
+def authenticate(reg: RegistryService, name: str, password: str) -> User | None:
     """The user when the name and password match an active account, else None.
 
     Takes about as long whether or not the user exists, so timing does not reveal names.
@@ -184,7 +184,7 @@ def authenticate(reg: Registry, name: str, password: str) -> User | None:
     return dataclasses.replace(_to_user(row), last_login_at=now)
 
 
-def _update(reg: Registry, name: str, *, end_sessions: bool, **values: object) -> User:
+def _update(reg: RegistryService, name: str, *, end_sessions: bool, **values: object) -> User:
     with reg.db.transaction() as s:
         row = s.scalars(
             sa.select(UserRow).where(UserRow.name == name).with_for_update()
@@ -199,22 +199,22 @@ def _update(reg: Registry, name: str, *, end_sessions: bool, **values: object) -
         return _to_user(row)
 
 
-def set_password(reg: Registry, name: str, password: str) -> User:
+def set_password(reg: RegistryService, name: str, password: str) -> User:
     """Change a password; every open session of the user ends."""
     return _update(reg, name, end_sessions=True, password_hash=_hash(check_password(password)))
 
 
-def set_role(reg: Registry, name: str, role: str) -> User:
+def set_role(reg: RegistryService, name: str, role: str) -> User:
     """Give a user another role (takes effect on their next request)."""
     return _update(reg, name, end_sessions=False, role=check_role(role))
 
 
-def disable_user(reg: Registry, name: str) -> User:
+def disable_user(reg: RegistryService, name: str) -> User:
     """Disable an account: it can no longer log in and its sessions end."""
     return _update(reg, name, end_sessions=True, active=False)
 
 
-def enable_user(reg: Registry, name: str) -> User:
+def enable_user(reg: RegistryService, name: str) -> User:
     """Re-enable a disabled account."""
     return _update(reg, name, end_sessions=False, active=True)
 
@@ -226,7 +226,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(reg: Registry, user: User, *, lifetime: timedelta | None = None) -> str:
+def start_session(reg: RegistryService, user: User, *, lifetime: timedelta | None = None) -> str:
     """Open a login session for ``user``; returns the secret token the browser keeps."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -243,7 +243,7 @@ def start_session(reg: Registry, user: User, *, lifetime: timedelta | None = Non
     return token
 
 
-def session_user(reg: Registry, token: str) -> User | None:
+def session_user(reg: RegistryService, token: str) -> User | None:
     """The active user a session token belongs to, or None (unknown, expired, disabled)."""
     if not isinstance(token, str) or not token:
         return None
@@ -258,7 +258,7 @@ def session_user(reg: Registry, token: str) -> User | None:
     return _to_user(found)
 
 
-def end_session(reg: Registry, token: str) -> None:
+def end_session(reg: RegistryService, token: str) -> None:
     """Log out: forget the session token on the server."""
     if not token:
         return

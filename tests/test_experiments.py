@@ -382,10 +382,10 @@ def test_a_refused_label_move_keeps_the_experiment_running(prompt_reg: Registry)
     def refuse(session: Any, move: Any) -> None:
         raise PermissionDenied(f"{move.label} is frozen")
 
-    prompt_reg.label_guards.append(refuse)
+    prompt_reg.hooks.label_guards.append(refuse)
     with pytest.raises(PermissionDenied, match="frozen"):
         ex.promote(prompt_reg, "tone", "treatment", actor="ana")
-    prompt_reg.label_guards.remove(refuse)
+    prompt_reg.hooks.label_guards.remove(refuse)
     assert ex.get(prompt_reg, "tone").status == "running"
     assert prompt_reg.get(PROMPT).version == 1
 
@@ -490,8 +490,8 @@ def test_guardrail_on_feedback_trips_when_the_score_drops(prompt_reg: Registry) 
 
 def test_guardrail_listener_ignores_runs_that_do_not_count(prompt_reg: Registry) -> None:
     running_experiment(prompt_reg, guardrails=["error_rate"], min_runs=10)
-    rt = ex.runtime(prompt_reg)
-    rt.guardrail_interval = 0
+    rt = ex.guardrail_watch(prompt_reg)
+    rt.interval = 0
     rows = [{"experiment": "tone", "variant": "control"} for _ in range(30)]
     rows += [{"experiment": "tone", "variant": "treatment", "status": "error"} for _ in range(30)]
     insert_runs(prompt_reg, [{**r, "source": "test"} for r in rows])
@@ -516,8 +516,8 @@ def test_guardrail_listener_skips_a_served_experiment_without_guardrails(
     checked: list[str] = []
     monkeypatch.setattr(guardrails, "check_guardrails", lambda reg, key: checked.append(key))
     running_experiment(prompt_reg, "plain")
-    rt = ex.runtime(prompt_reg)
-    rt.guardrail_interval = 0
+    rt = ex.guardrail_watch(prompt_reg)
+    rt.interval = 0
 
     class Result:
         experiment = "plain"

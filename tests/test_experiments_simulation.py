@@ -131,7 +131,7 @@ def test_broken_variant_trips_the_guardrail_and_stops_the_experiment(
 
     fake_anthropic.responder = responder
     reg.runner.retry = RetryPolicy(max_retries=0)
-    ex.runtime(reg).guardrail_interval = 0  # check after every run
+    ex.guardrail_watch(reg).interval = 0  # check after every run
     errors = runs = 0
     for i in range(400):
         try:

@@ -28,7 +28,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def notifier(reg: Registry) -> LabelNotifier:
-    found: LabelNotifier = reg.extension("notify", LabelNotifier)
+    found: LabelNotifier = reg.component(LabelNotifier)
     return found
 
 
@@ -89,13 +89,15 @@ def test_nothing_is_announced_for_a_refused_move(pair: tuple[Registry, Registry]
     def refuse(session: object, move: object) -> None:
         raise PermissionDenied("no moves today")
 
-    writer.label_guards.append(refuse)  # runs after the notifier's guard, in the same transaction
+    writer.hooks.label_guards.append(
+        refuse
+    )  # runs after the notifier's guard, in the same transaction
     with pytest.raises(PermissionDenied):
         writer.set_label("p", "staging", 2)
-    writer.label_guards.remove(refuse)
+    writer.hooks.label_guards.remove(refuse)
     writer.set_label("p", "beta", 2)  # a move that commits, announced after the refused one
     assert wait_for(lambda: reader.get("p", label="beta").version == 2, timeout=1.0)
-    assert ("p", "staging") in reader._label_cache  # the refused move was never announced
+    assert ("p", "staging") in reader.reads.label_cache  # the refused move was never announced
     assert reader.get("p", label="staging").version == 1
 
 
@@ -114,7 +116,7 @@ def test_malformed_and_own_notifications_are_ignored(
     engine.dispose()
     writer.create_version("q", **simple_version())  # announced after the bogus ones
     assert wait_for(lambda: notifier(reader).received >= 1, timeout=2.0)
-    assert ("p", "staging") in reader._label_cache
+    assert ("p", "staging") in reader.reads.label_cache
     assert notifier(reader).listening.is_set()
 
 
@@ -137,7 +139,7 @@ def test_listener_reconnects_and_forgets_everything(
     engine.dispose()
     assert killed
     # a move made while nobody listens is lost, so the reconnected listener drops every entry
-    assert wait_for(lambda: ("p", "staging") not in reader._label_cache, timeout=5.0)
+    assert wait_for(lambda: ("p", "staging") not in reader.reads.label_cache, timeout=5.0)
     assert notifier(reader).wait_listening(5.0)
     reader.get("p", label="staging")
     writer.set_label("p", "staging", 2)
@@ -149,12 +151,12 @@ def test_no_listener_without_a_cache_and_none_on_sqlite(pg_url: str, sqlite_url:
     try:
         n = notifier(uncached)
         assert n._thread is None  # nothing cached, nothing to invalidate
-        assert n.guard in uncached.label_guards  # but its moves are still announced
+        assert n.guard in uncached.hooks.label_guards  # but its moves are still announced
     finally:
         uncached.close()
     local = Registry(sqlite_url)
     try:
-        assert "notify" not in local._extensions
+        assert not local.has_component(LabelNotifier)
     finally:
         local.close()
 
@@ -174,7 +176,8 @@ import sys, time
 from registry import Registry
 url, name, label, old = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 reg = Registry(url, cache_ttl=60)
-reg.extension("notify", None).wait_listening(10)
+from registry.notify import LabelNotifier
+reg.component(LabelNotifier).wait_listening(10)
 assert reg.get(name, label=label).version == old
 print("ready", flush=True)
 deadline = time.time() + 20

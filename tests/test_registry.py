@@ -292,7 +292,7 @@ def test_uncached_get_by_label_is_one_sql_statement(reg: Registry) -> None:
 
     sa.event.listen(reg.db.engine, "before_cursor_execute", count)
     try:
-        reg._version_cache.clear()
+        reg.reads.version_cache.clear()
         reg.invalidate()
         assert reg.get("p").version == 1
     finally:

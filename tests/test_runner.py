@@ -398,7 +398,7 @@ def test_listeners_see_the_committed_run_and_cannot_break_the_caller(
     def broken(result: RunResult) -> None:
         raise RuntimeError("listener bug")
 
-    reg.run_listeners.extend([broken, count_rows])
+    reg.hooks.run_listeners.extend([broken, count_rows])
     reg.run("qa", {"question": "hi"})
     api.enqueue(Reply.error(400, message="bad request"))
     with pytest.raises(Exception, match="bad request"):

@@ -25,7 +25,7 @@ from .definitions import (
     parse_guardrail,
     parse_variant,
 )
-from .guardrails import GuardrailTrip, check_guardrails
+from .guardrails import GuardrailTrip, GuardrailWatch, check_guardrails, guardrail_watch
 from .report import Comparison, Report, build_report
 from .service import (
     create,
@@ -46,6 +46,7 @@ __all__ = [
     "ExperimentRuntime",
     "Guardrail",
     "GuardrailTrip",
+    "GuardrailWatch",
     "Metric",
     "Report",
     "Variant",
@@ -55,6 +56,7 @@ __all__ = [
     "check_guardrails",
     "create",
     "get",
+    "guardrail_watch",
     "list_experiments",
     "metric",
     "parse_guardrail",

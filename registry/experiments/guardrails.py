@@ -6,26 +6,30 @@ means, a z-test for rates) asks whether the treatment is worse than control by m
 threshold; p < 0.01 stops the experiment, records why (``stopped_by="guardrail"``), and every unit
 gets the label's version again.
 
-The check runs as a ``reg.run_listeners`` hook after a run of the experiment is logged, at most
-once per ``guardrail_interval`` seconds per experiment and process (see
-:class:`~registry.experiments.serving.ExperimentRuntime`); :func:`check_guardrails` can also be
+The check runs as a run listener (:class:`GuardrailWatch`, which ``Registry`` registers) after a
+run of the experiment is logged, at most once per ``interval`` seconds per experiment and
+process; :func:`check_guardrails` can also be
 called directly, e.g. from a cron job. Checking repeatedly as data arrives raises the real false
 alarm rate above 1 %: the threshold is deliberately strict, and ``min_runs`` keeps early noise out.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from ..run_result import RunResult
+from ..service import RegistryService
 from .definitions import FEEDBACK_PREFIX, Experiment, metric
 from .report import VariantData, by_variant, load_data
+from .service import get, stop_if_running
+from .serving import COUNTED_SOURCES, runtime
 from .stats import p_worse_means, p_worse_rates
 
-if TYPE_CHECKING:
-    from ..registry import Registry
+logger = logging.getLogger(__name__)
 
 #: a treatment worse than control with a one-sided p-value below this stops the experiment
 GUARDRAIL_ALPHA = 0.01
@@ -98,13 +102,11 @@ def evaluate(experiment: Experiment, data: Sequence[VariantData]) -> list[Guardr
     return sorted(trips, key=lambda t: t.p_value)
 
 
-def check_guardrails(reg: Registry, key: str) -> GuardrailTrip | None:
+def check_guardrails(reg: RegistryService, key: str) -> GuardrailTrip | None:
     """Check a running experiment's guardrails; stop it when one fires and return the trip.
 
     Returns None when the experiment is not running, has no guardrails, or none fires.
     """
-    from .service import get, stop_if_running
-
     experiment = get(reg, key)
     if experiment.status != "running" or not experiment.guardrails:
         return None
@@ -116,4 +118,45 @@ def check_guardrails(reg: Registry, key: str) -> GuardrailTrip | None:
     return trips[0]
 
 
-__all__ = ["GUARDRAIL_ACTOR", "GUARDRAIL_ALPHA", "GuardrailTrip", "check_guardrails", "evaluate"]
+class GuardrailWatch:
+    """The run listener that checks guardrails as runs of an experiment are logged."""
+
+    #: seconds between two checks of one experiment (0: after every run)
+    interval: float = 1.0
+
+    def __init__(self, reg: RegistryService) -> None:
+        self._reg = reg
+        self._last_check: dict[str, float] = {}
+
+    def on_run(self, result: RunResult) -> None:
+        """Check the guardrails of the run's experiment (throttled per experiment)."""
+        key = result.experiment
+        if not key or result.source not in COUNTED_SOURCES:
+            return
+        now = time.monotonic()
+        last = self._last_check.get(key)
+        if last is not None and now - last < self.interval:
+            return
+        self._last_check[key] = now
+        if runtime(self._reg).serves_unguarded(key):
+            return
+        try:
+            check_guardrails(self._reg, key)
+        except Exception:  # a failing check must never fail the app's run
+            logger.exception("guardrail check of experiment %r failed", key)
+
+
+def guardrail_watch(reg: RegistryService) -> GuardrailWatch:
+    """The guardrail watch of ``reg`` (created on first use)."""
+    return reg.component(GuardrailWatch)
+
+
+__all__ = [
+    "GUARDRAIL_ACTOR",
+    "GUARDRAIL_ALPHA",
+    "GuardrailTrip",
+    "GuardrailWatch",
+    "check_guardrails",
+    "evaluate",
+    "guardrail_watch",
+]

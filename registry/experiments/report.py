@@ -40,7 +40,7 @@ from .stats import (
 )
 
 if TYPE_CHECKING:
-    from ..registry import Registry
+    from ..service import RegistryService
 
 #: significance level of the report's comparisons (after Holm's adjustment)
 ALPHA = 0.05
@@ -109,7 +109,9 @@ def _counted(key: str) -> sa.ColumnElement[bool]:
     return sa.and_(_R.experiment == key, _R.source.in_(COUNTED_SOURCES), _R.variant.is_not(None))
 
 
-def load_data(reg: Registry, experiment: Experiment, *, feedback: bool = True) -> list[VariantData]:
+def load_data(
+    reg: RegistryService, experiment: Experiment, *, feedback: bool = True
+) -> list[VariantData]:
     """Aggregate the experiment's runs, feedback and assignments per variant (one pass each).
 
     ``feedback=False`` skips the feedback scores (guardrails on run metrics do not need them).
@@ -444,7 +446,7 @@ def analyze(
 
 
 def build_report(
-    reg: Registry, key: str, *, alpha: float = ALPHA, confidence: float = 0.95
+    reg: RegistryService, key: str, *, alpha: float = ALPHA, confidence: float = 0.95
 ) -> Report:
     """The report of experiment ``key`` from the database (this process's exposures included).
 

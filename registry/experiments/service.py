@@ -35,14 +35,14 @@ from .definitions import (
 from .serving import runtime
 
 if TYPE_CHECKING:
-    from ..registry import Registry
+    from ..service import RegistryService
 
 UNIT_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 MAX_SEED = 200
 
 
 def create(
-    reg: Registry,
+    reg: RegistryService,
     key: str,
     *,
     prompt: str,
@@ -150,7 +150,7 @@ def _version_ids(
     return found
 
 
-def get(reg: Registry, key: str) -> Experiment:
+def get(reg: RegistryService, key: str) -> Experiment:
     """The experiment called ``key`` (``NotFound`` otherwise)."""
     check_key(key)
     with reg.db.snapshot() as s:
@@ -158,7 +158,7 @@ def get(reg: Registry, key: str) -> Experiment:
 
 
 def list_experiments(
-    reg: Registry, *, prompt: str | None = None, status: str | None = None
+    reg: RegistryService, *, prompt: str | None = None, status: str | None = None
 ) -> list[Experiment]:
     """Experiments, newest first; filter by prompt or by status (draft, running, stopped)."""
     if status is not None and status not in ("draft", "running", "stopped"):
@@ -167,13 +167,13 @@ def list_experiments(
         return store.load_all(s, prompt=prompt, status=status)
 
 
-def running(reg: Registry, prompt: str) -> Experiment | None:
+def running(reg: RegistryService, prompt: str) -> Experiment | None:
     """The experiment running on ``prompt`` now (read from the database), if any."""
     with reg.db.snapshot() as s:
         return store.load_running(s, prompt)
 
 
-def start(reg: Registry, key: str, *, actor: str = "") -> Experiment:
+def start(reg: RegistryService, key: str, *, actor: str = "") -> Experiment:
     """Start a draft experiment: units with an id get their variant from now on.
 
     Raises ``ConflictError`` when another experiment runs on the prompt (the database refuses
@@ -218,7 +218,7 @@ def _already_running(prompt: str, other: str) -> str:
     )
 
 
-def stop(reg: Registry, key: str, *, actor: str = "", reason: str = "") -> Experiment:
+def stop(reg: RegistryService, key: str, *, actor: str = "", reason: str = "") -> Experiment:
     """Stop an experiment (a draft is cancelled): every unit gets the label's version again."""
     check_key(key)
     reason, actor = check_commit_fields(reason, actor)
@@ -235,7 +235,7 @@ def stop(reg: Registry, key: str, *, actor: str = "", reason: str = "") -> Exper
     return result
 
 
-def stop_if_running(reg: Registry, key: str, *, actor: str, reason: str) -> bool:
+def stop_if_running(reg: RegistryService, key: str, *, actor: str, reason: str) -> bool:
     """Stop ``key`` if it still runs (used by guardrails); False when it was not running."""
     with reg.db.transaction() as s:
         row, prompt = store.load_row(s, key, lock=True)
@@ -257,7 +257,7 @@ def _mark_stopped(row: ExperimentRow, *, actor: str, reason: str) -> None:
 
 
 def update(
-    reg: Registry,
+    reg: RegistryService,
     key: str,
     *,
     weights: Mapping[str, float] | None = None,
@@ -303,7 +303,7 @@ def update(
 
 
 def promote(
-    reg: Registry,
+    reg: RegistryService,
     key: str,
     variant: str,
     *,

@@ -41,12 +41,11 @@ from .assignment import Allocation
 from .definitions import Experiment
 
 if TYPE_CHECKING:
-    from ..registry import Registry
+    from ..service import RegistryService
     from ..versions import PromptVersion
 
 logger = logging.getLogger(__name__)
 
-EXTENSION = "experiments"
 #: units remembered per running experiment (the memo is cleared when full)
 MEMO_SIZE = 65_536
 #: run sources that count in reports and guardrails (tests, rubric grading, playground do not)
@@ -107,14 +106,12 @@ def _upsert(dialect: str) -> Callable[[Any], Any]:
 
 
 class ExperimentRuntime:
-    """Experiment state of one :class:`~registry.Registry` (get it with :func:`runtime`)."""
+    """Experiment state of one registry (get it with :func:`runtime`)."""
 
     #: seconds between background writes of buffered exposures
     flush_interval: float = 1.0
-    #: seconds between two guardrail checks of one experiment (0: after every run)
-    guardrail_interval: float = 1.0
 
-    def __init__(self, reg: Registry) -> None:
+    def __init__(self, reg: RegistryService) -> None:
         self._reg = reg
         self._log_exposures = True
         self._running: dict[str, _Entry] = {}
@@ -130,9 +127,7 @@ class ExperimentRuntime:
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._flusher_pid = 0
-        self._last_check: dict[str, float] = {}
         self._closed = False
-        reg.run_listeners.append(self.on_run)
         _RUNTIMES.add(self)
 
     @property
@@ -383,30 +378,9 @@ class ExperimentRuntime:
                 for i in range(0, len(rows), FLUSH_BATCH):
                     s.execute(stmt, rows[i : i + FLUSH_BATCH])
 
-    # -- guardrails -------------------------------------------------------------------------
-
-    def on_run(self, result: Any) -> None:
-        """Run listener: check the guardrails of the run's experiment (throttled per experiment)."""
-        key = getattr(result, "experiment", None)
-        if not key or getattr(result, "source", "app") not in COUNTED_SOURCES:
-            return
-        now = time.monotonic()
-        last = self._last_check.get(key)
-        if last is not None and now - last < self.guardrail_interval:
-            return
-        self._last_check[key] = now
-        if self._unguarded(key):
-            return
-        try:
-            from .guardrails import check_guardrails
-
-            check_guardrails(self._reg, key)
-        except Exception:  # a failing check must never fail the app's run
-            logger.exception("guardrail check of experiment %r failed", key)
-
-    def _unguarded(self, key: str) -> bool:
+    def serves_unguarded(self, key: str) -> bool:
         """True when this process serves experiment ``key`` and it has no guardrails (they never
-        change once created): its check would only read the experiment back to find that out."""
+        change once created): a guardrail check would only read the experiment back."""
         for entry in list(self._running.values()):
             active = entry[1]
             if active is not None and active.experiment.key == key:
@@ -428,8 +402,6 @@ class ExperimentRuntime:
             self.flush()
         except Exception:
             logger.exception("could not write experiment exposures on close")
-        if self.on_run in self._reg.run_listeners:
-            self._reg.run_listeners.remove(self.on_run)
 
 
 #: every live runtime, so that a forked child can mark their cached entries stale
@@ -444,24 +416,21 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def runtime(reg: Registry) -> ExperimentRuntime:
+def runtime(reg: RegistryService) -> ExperimentRuntime:
     """The experiment runtime of ``reg`` (created on first use)."""
-    rt: ExperimentRuntime = reg.extension(EXTENSION, ExperimentRuntime)
-    return rt
+    return reg.component(ExperimentRuntime)
 
 
 def assigned_version(
-    reg: Registry, name: str, unit_id: str, label: str | None
+    reg: RegistryService, name: str, unit_id: str, label: str | None
 ) -> PromptVersion | None:
     """The experiment variant ``unit_id`` gets for ``name`` at ``label``, or None.
 
     None when no experiment runs on the prompt, the unit is outside coverage, or ``label`` is
-    not the experiment's base label (``None`` means ``production``). Called by ``Registry.get``.
+    not the experiment's base label (``None`` means ``production``). ``Registry.get`` calls
+    the runtime's ``assign`` through its serving policy.
     """
-    rt = reg._extensions.get(EXTENSION)  # the hot path: skip the method call when it exists
-    if rt is None:
-        rt = runtime(reg)
-    return rt.assign(name, unit_id, label)
+    return runtime(reg).assign(name, unit_id, label)
 
 
-__all__ = ["COUNTED_SOURCES", "EXTENSION", "ExperimentRuntime", "assigned_version", "runtime"]
+__all__ = ["COUNTED_SOURCES", "ExperimentRuntime", "assigned_version", "runtime"]

@@ -12,12 +12,12 @@ Loaded lazily by ``Registry.run`` / ``Registry.stream`` (it imports the ``anthro
 
 from __future__ import annotations
 
+from ..run_result import RunResult
 from .pricing import MODELS, ModelInfo, Usage, cost_usd
 from .ratelimit import ModelLimits, RateLimiter
-from .result import RunResult
 from .retry import RetryPolicy
 from .runlog import CostLine, cost_report
-from .runner import Runner, StreamResult
+from .runner import Runner, StreamResult, runner_of
 
 __all__ = [
     "MODELS",
@@ -32,4 +32,5 @@ __all__ = [
     "Usage",
     "cost_report",
     "cost_usd",
+    "runner_of",
 ]

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -32,6 +32,8 @@ from ..errors import (
 )
 from ..models.base import utcnow
 from ..names import DEFAULT_LABEL
+from ..run_result import RunResult
+from ..service import RegistryService
 from ..versions import PromptVersion
 from . import api
 from .budget import DailyBudget
@@ -46,7 +48,6 @@ from .request import (
     request_hash,
     request_params,
 )
-from .result import RunResult
 from .retry import Failure, RetryPolicy, classify
 from .runlog import RunLog, RunRecord, add_feedback, json_safe, load_run
 from .structured import parse_output, repair_messages
@@ -186,7 +187,7 @@ class Runner:
 
     def __init__(
         self,
-        reg: Any,
+        reg: RegistryService,
         *,
         retry: RetryPolicy | None = None,
         limits: Mapping[str, ModelLimits] | None = None,
@@ -624,14 +625,9 @@ class Runner:
             logger.exception("could not write the run row %s of %s", record.id, record.prompt)
             record.written = True
             return
-        listeners = self.reg.run_listeners
-        if listeners:
-            result = record.to_result()
-            for listener in list(listeners):
-                try:
-                    listener(result)
-                except Exception:
-                    logger.exception("run listener %r failed for run %s", listener, record.id)
+        hooks = self.reg.hooks
+        if hooks.run_listeners:
+            hooks.run_logged(record.to_result())
 
     def _cache_wanted(self, opts: RunOptions, v: PromptVersion) -> bool:
         if opts.cache is not None:
@@ -698,6 +694,9 @@ class Runner:
             return None
 
 
-RunListener = Callable[[RunResult], None]
+def runner_of(reg: RegistryService) -> Runner:
+    """The runner of ``reg`` (created on first use; ``Registry.runner`` is the same one)."""
+    return reg.component(Runner)
 
-__all__ = ["RunListener", "Runner", "StreamResult"]
+
+__all__ = ["Runner", "StreamResult", "runner_of"]

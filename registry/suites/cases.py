@@ -34,7 +34,7 @@ from ..names import check_prompt_name
 from .assertions import normalize_assertions
 
 if TYPE_CHECKING:
-    from ..registry import Registry
+    from ..service import RegistryService
 
 MAX_CASE_NAME = 200
 
@@ -181,7 +181,7 @@ def _case_rows(session: Session, prompt_id: int) -> list[SuiteCaseRow]:
     )
 
 
-def list_cases(reg: Registry, name: str) -> list[Case]:
+def list_cases(reg: RegistryService, name: str) -> list[Case]:
     """The test cases of a prompt in suite order (``NotFound`` if the prompt does not exist)."""
     with reg.db.snapshot() as s:
         prompt_id = prompt_id_of(s, name)
@@ -200,7 +200,7 @@ def count_cases(session: Session, prompt_id: int) -> int:
     )
 
 
-def case_counts(reg: Registry) -> dict[str, int]:
+def case_counts(reg: RegistryService) -> dict[str, int]:
     """Number of test cases per prompt name (prompts without cases are absent)."""
     with reg.db.snapshot() as s:
         rows = s.execute(
@@ -211,7 +211,7 @@ def case_counts(reg: Registry) -> dict[str, int]:
     return {name: int(n) for name, n in rows}
 
 
-def get_case(reg: Registry, name: str, case_name: str) -> Case:
+def get_case(reg: RegistryService, name: str, case_name: str) -> Case:
     """One test case of a prompt by name."""
     with reg.db.snapshot() as s:
         prompt_id = prompt_id_of(s, name)
@@ -225,7 +225,7 @@ def get_case(reg: Registry, name: str, case_name: str) -> Case:
         return _to_case(row, name)
 
 
-def get_case_by_id(reg: Registry, case_id: int) -> Case:
+def get_case_by_id(reg: RegistryService, case_id: int) -> Case:
     """One test case by its id."""
     with reg.db.snapshot() as s:
         found = s.execute(
@@ -265,7 +265,7 @@ def current_fingerprint(session: Session, prompt_id: int) -> str:
 
 
 def create_case(
-    reg: Registry,
+    reg: RegistryService,
     name: str,
     case_name: str,
     *,
@@ -301,7 +301,7 @@ def create_case(
 
 
 def update_case(
-    reg: Registry,
+    reg: RegistryService,
     name: str,
     case_name: str,
     *,
@@ -332,7 +332,7 @@ def update_case(
         return _to_case(row, name)
 
 
-def delete_case(reg: Registry, name: str, case_name: str, *, actor: str = "") -> None:
+def delete_case(reg: RegistryService, name: str, case_name: str, *, actor: str = "") -> None:
     """Remove a test case from a prompt (its past results stay in the suite-run history)."""
     with reg.db.transaction() as s:
         prompt = lock_prompt(s, name)
@@ -346,7 +346,7 @@ def delete_case(reg: Registry, name: str, case_name: str, *, actor: str = "") ->
 
 
 def sync_cases_from_file(
-    reg: Registry, prompt_name: str, tests: Sequence[Any], *, author: str = ""
+    reg: RegistryService, prompt_name: str, tests: Sequence[Any], *, author: str = ""
 ) -> dict[str, int]:
     """Create or update a prompt's cases from a YAML ``tests:`` list (seed and import).
 
@@ -389,7 +389,7 @@ def sync_cases_from_file(
     return counts
 
 
-def export_cases(reg: Registry, name: str) -> list[dict[str, Any]]:
+def export_cases(reg: RegistryService, name: str) -> list[dict[str, Any]]:
     """A prompt's cases in the YAML ``tests:`` format (what :func:`sync_cases_from_file` reads)."""
     return [c.to_dict() for c in list_cases(reg, name)]
 

@@ -20,7 +20,7 @@ from .runner import ProgressCallback, run_suite
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..registry import Registry
+    from ..service import RegistryService
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def compare_runs(old: SuiteRun, new: SuiteRun) -> SuiteComparison:
     )
 
 
-def reusable_run(reg: Registry, name: str, version: int) -> SuiteRun | None:
+def reusable_run(reg: RegistryService, name: str, version: int) -> SuiteRun | None:
     """The latest finished run of ``version`` on the current cases, with results, or None."""
     fingerprint = cases_fingerprint(list_cases(reg, name))
     for run in suite_runs(reg, name, version=version, limit=5):
@@ -187,7 +187,7 @@ def reusable_run(reg: Registry, name: str, version: int) -> SuiteRun | None:
 
 
 def compare_versions(
-    reg: Registry,
+    reg: RegistryService,
     name: str,
     *,
     against: int,

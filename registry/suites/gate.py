@@ -34,7 +34,7 @@ from .results import ERROR, PASSED, RUNNING
 
 if TYPE_CHECKING:
     from ..labels import LabelMove
-    from ..registry import Registry
+    from ..service import RegistryService
 
 
 def is_protected(label: str) -> bool:
@@ -42,7 +42,7 @@ def is_protected(label: str) -> bool:
     return label in config.protected_labels()
 
 
-def gate(reg: Registry, session: Session, move: LabelMove) -> None:
+def gate(reg: RegistryService, session: Session, move: LabelMove) -> None:
     """Refuse ``move`` with ``SuiteGateError`` unless the rule above allows it."""
     if not is_protected(move.label):
         return
@@ -116,7 +116,7 @@ def gate_problem(session: Session, prompt_id: int, prompt: str, version: int) ->
 
 
 def promotion_status(
-    reg: Registry, name: str, version: int, label: str = "production"
+    reg: RegistryService, name: str, version: int, label: str = "production"
 ) -> str | None:
     """Why moving ``label`` of ``name`` to ``version`` would be refused, or None if allowed.
 

@@ -14,7 +14,7 @@ from ..models.suites import CaseResultRow, SuiteRunRow
 from .assertions import AssertionResult
 
 if TYPE_CHECKING:
-    from ..registry import Registry
+    from ..service import RegistryService
 
 #: suite-run statuses
 RUNNING, PASSED, FAILED, ERROR = "running", "passed", "failed", "error"
@@ -205,7 +205,7 @@ def row_to_suite_run(row: SuiteRunRow, prompt: str) -> SuiteRun:
     )
 
 
-def get_suite_run(reg: Registry, suite_run_id: int) -> SuiteRun:
+def get_suite_run(reg: RegistryService, suite_run_id: int) -> SuiteRun:
     """A stored suite run with its case results (in suite order)."""
     with reg.db.snapshot() as s:
         found = s.execute(
@@ -226,7 +226,7 @@ def get_suite_run(reg: Registry, suite_run_id: int) -> SuiteRun:
 
 
 def suite_runs(
-    reg: Registry, name: str, *, version: int | None = None, limit: int = 50, offset: int = 0
+    reg: RegistryService, name: str, *, version: int | None = None, limit: int = 50, offset: int = 0
 ) -> list[SuiteRun]:
     """A prompt's suite runs (of one version, or all), newest first, without case results."""
     query = (
@@ -245,13 +245,13 @@ def suite_runs(
         return [row_to_suite_run(r, name) for r in s.scalars(query)]
 
 
-def latest_suite_run(reg: Registry, name: str, version: int) -> SuiteRun | None:
+def latest_suite_run(reg: RegistryService, name: str, version: int) -> SuiteRun | None:
     """The newest suite run of a version (the one the gate looks at), or None."""
     found = suite_runs(reg, name, version=version, limit=1)
     return found[0] if found else None
 
 
-def latest_by_version(reg: Registry, name: str) -> dict[int, SuiteRun]:
+def latest_by_version(reg: RegistryService, name: str) -> dict[int, SuiteRun]:
     """The newest suite run of each version of a prompt that has one."""
     with reg.db.snapshot() as s:
         newest = (
@@ -264,7 +264,7 @@ def latest_by_version(reg: Registry, name: str) -> dict[int, SuiteRun]:
         return {r.version: row_to_suite_run(r, name) for r in rows}
 
 
-def latest_by_prompt(reg: Registry) -> dict[str, SuiteRun]:
+def latest_by_prompt(reg: RegistryService) -> dict[str, SuiteRun]:
     """The newest suite run of every prompt that has one (one query whatever the count)."""
     newest = sa.select(sa.func.max(SuiteRunRow.id)).group_by(SuiteRunRow.prompt_id)
     with reg.db.snapshot() as s:

@@ -18,7 +18,7 @@ from ..errors import NotFound
 from .assertions import DEFAULT_GRADER, CaseOutput, Grader, Verdict, excerpt
 
 if TYPE_CHECKING:
-    from ..registry import Registry
+    from ..service import RegistryService
 
 #: the built-in grading prompt, created on first use under :data:`DEFAULT_GRADER`
 GRADER_PROMPT: dict[str, Any] = {
@@ -57,7 +57,7 @@ _TRUE = {"true", "pass", "passed", "yes", "ok", "1"}
 _FALSE = {"false", "fail", "failed", "no", "0"}
 
 
-def ensure_grader(reg: Registry, name: str = DEFAULT_GRADER) -> None:
+def ensure_grader(reg: RegistryService, name: str = DEFAULT_GRADER) -> None:
     """Create the built-in grading prompt if it does not exist yet (safe to call concurrently).
 
     A custom grader (any other name) must exist already; ``NotFound`` says how to create it.
@@ -138,7 +138,7 @@ def parse_verdict(text: str) -> Verdict:
     return Verdict(False, f"the grader's answer could not be read as a verdict: {excerpt(text)}")
 
 
-def make_grader(reg: Registry, run: Callable[..., Any]) -> Grader:
+def make_grader(reg: RegistryService, run: Callable[..., Any]) -> Grader:
     """A :data:`Grader` that runs the grading prompt with ``run(name, variables, label=...)``.
 
     ``run`` is ``reg.run`` with the suite's options bound (source ``rubric``, suite run id).

@@ -36,8 +36,8 @@ from .results import (
 from .rubric import make_grader
 
 if TYPE_CHECKING:
-    from ..registry import Registry
-    from ..runner.result import RunResult
+    from ..run_result import RunResult
+    from ..service import RegistryService
     from ..versions import PromptVersion
 
 #: cases run at once unless told otherwise (``REGISTRY_SUITE_CONCURRENCY``)
@@ -57,7 +57,7 @@ def default_concurrency() -> int:
 
 
 def resolve_version(
-    reg: Registry, name: str, *, version: int | None = None, label: str | None = None
+    reg: RegistryService, name: str, *, version: int | None = None, label: str | None = None
 ) -> PromptVersion:
     """The version a suite targets: ``version``, else ``label``, else the newest (``latest``)."""
     if version is not None and label is not None:
@@ -72,12 +72,17 @@ class _Execution:
 
     def __init__(
         self,
-        reg: Registry,
+        reg: RegistryService,
         target: PromptVersion,
         suite_run_id: int,
         run_options: Mapping[str, Any],
     ) -> None:
+        # lazy for cold start: the runner loads the anthropic SDK, which importing the suites
+        # (the promotion gate, case editing) never needs
+        from ..runner import runner_of
+
         self.reg = reg
+        self.runner = runner_of(reg)
         self.target = target
         self.suite_run_id = suite_run_id
         self.run_options = dict(run_options)
@@ -86,7 +91,7 @@ class _Execution:
         self.grader: Grader = make_grader(reg, self._run_grader)
 
     def _run_grader(self, name: str, variables: Mapping[str, Any], *, label: str) -> RunResult:
-        result = self.reg.run(
+        result = self.runner.run(
             name,
             variables,
             label=label,
@@ -102,7 +107,7 @@ class _Execution:
     def run_case(self, case: Case) -> CaseResult:
         """Run one case and check its assertions; a failed run becomes an ``error`` result."""
         try:
-            result = self.reg.run(
+            result = self.runner.run(
                 self.target.name,
                 case.variables,
                 version=self.target.version,
@@ -156,7 +161,7 @@ def _errored(case: Case, message: str, run_id: str | None, exc: BaseException) -
 
 
 def run_suite(
-    reg: Registry,
+    reg: RegistryService,
     name: str,
     *,
     version: int | None = None,
@@ -247,7 +252,7 @@ def run_suite(
 
 
 def _finish(
-    reg: Registry,
+    reg: RegistryService,
     suite: SuiteRun,
     results: list[CaseResult],
     *,

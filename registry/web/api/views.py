@@ -16,7 +16,8 @@ from ... import __version__
 from ...api_keys import ApiKeyInfo
 from ...config import protected_labels
 from ...errors import NotFound, PermissionDenied, RegistryError, ValidationError
-from ...registry import Prompt, Registry
+from ...listing import Prompt
+from ...registry import Registry
 from ...rendering import IncludeRef, Rendered, analyze, include_source
 from ...versions import PromptVersion
 from .. import get_registry
