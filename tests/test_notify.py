@@ -27,6 +27,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
+def settle(writer: Registry, reader: Registry) -> None:
+    """Wait until ``reader`` has acted on every notification ``writer`` sent so far.
+
+    Notifications arrive in commit order, so once a marker sent last has been acted upon,
+    so have the earlier ones (the announcements of the writes a test sets up with)."""
+    marker = ("settle-marker", "production")
+    reader.reads.label_cache[marker] = (float("inf"), None)  # type: ignore[assignment]
+    writer.invalidate(marker[0])
+    assert wait_for(lambda: marker not in reader.reads.label_cache)
+
+
 def notifier(reg: Registry) -> LabelNotifier:
     found: LabelNotifier = reg.component(LabelNotifier)
     return found
@@ -83,15 +94,15 @@ def test_nothing_is_announced_for_a_refused_move(pair: tuple[Registry, Registry]
     writer, reader = pair
     writer.create_version("p", **simple_version(labels=["staging", "beta"]))
     writer.create_version("p", **simple_version(system="second"))
+    settle(writer, reader)  # the announcements of these saves must not drop what is read next
     reader.get("p", label="staging")
     reader.get("p", label="beta")
 
     def refuse(session: object, move: object) -> None:
         raise PermissionDenied("no moves today")
 
-    writer.hooks.label_guards.append(
-        refuse
-    )  # runs after the notifier's guard, in the same transaction
+    # runs after the notifier's guard, in the same transaction
+    writer.hooks.label_guards.append(refuse)
     with pytest.raises(PermissionDenied):
         writer.set_label("p", "staging", 2)
     writer.hooks.label_guards.remove(refuse)
@@ -106,6 +117,7 @@ def test_malformed_and_own_notifications_are_ignored(
 ) -> None:
     writer, reader = pair
     writer.create_version("p", **simple_version(labels=["staging"]))
+    settle(writer, reader)
     reader.get("p", label="staging")
     own = '{"o": "' + notifier(reader).origin + '", "p": "p", "l": "staging"}'
     engine = sa.create_engine(pg_url)
