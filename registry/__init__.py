@@ -8,11 +8,17 @@ Prompts leave the code: every save is an immutable numbered version in SQL, labe
     reg = Registry()  # REGISTRY_DATABASE_URL or sqlite:///registry.db
     version = reg.get("support-answer")  # label production
     request = version.render(question="Where is my invoice?").to_request()
+
+``RunResult``, ``VersionDiff``, ``PromptSource`` and ``RegistryService`` are loaded on first
+access (they are not needed to fetch and render); ``from registry import *`` loads them too, and
+none of them loads the ORM or the ``anthropic`` SDK.
 """
 
 from __future__ import annotations
 
-from .diff import VersionDiff
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AuthenticationError,
     BudgetExceeded,
@@ -39,12 +45,31 @@ from .labels import LabelEvent, LabelMove, Release
 from .listing import Prompt
 from .registry import Registry
 from .rendering import Rendered
-from .run_result import RunResult
-from .service import RegistryService
-from .source import PromptSource
 from .versions import PromptVersion
 
+if TYPE_CHECKING:
+    from .diff import VersionDiff
+    from .run_result import RunResult
+    from .service import RegistryService
+    from .source import PromptSource
+
 __version__ = "0.1.0"
+
+#: names loaded on first access (PEP 562), so that ``import registry`` stays lean for apps
+#: that only fetch and render; none of them loads the ORM or the anthropic SDK
+_LAZY = {
+    "PromptSource": "source",
+    "RegistryService": "service",
+    "RunResult": "run_result",
+    "VersionDiff": "diff",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'registry' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 __all__ = [

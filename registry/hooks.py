@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from .labels import LabelGuard
@@ -50,16 +49,25 @@ RunListener: TypeAlias = "Callable[[RunResult], None]"
 ServingPolicy: TypeAlias = "Callable[[str, str, str | None], PromptVersion | None]"
 
 
-@dataclass
 class Hooks:
     """The hook lists of one registry (see the module documentation for when each runs)."""
 
-    label_guards: list[LabelGuard] = field(default_factory=list)
-    label_listeners: list[LabelListener] = field(default_factory=list)
-    version_listeners: list[VersionListener] = field(default_factory=list)
-    run_listeners: list[RunListener] = field(default_factory=list)
-    serving_policies: list[ServingPolicy] = field(default_factory=list)
-    closers: list[Callable[[], None]] = field(default_factory=list)
+    __slots__ = (
+        "closers",
+        "label_guards",
+        "label_listeners",
+        "run_listeners",
+        "serving_policies",
+        "version_listeners",
+    )
+
+    def __init__(self) -> None:
+        self.label_guards: list[LabelGuard] = []
+        self.label_listeners: list[LabelListener] = []
+        self.version_listeners: list[VersionListener] = []
+        self.run_listeners: list[RunListener] = []
+        self.serving_policies: list[ServingPolicy] = []
+        self.closers: list[Callable[[], None]] = []
 
     def labels_dropped(self, name: str, label: str | None) -> None:
         """Tell the label listeners (their errors are logged, never raised)."""

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .notify import install_notifier
 from .service import RegistryService
 from .versions import PromptVersion
 
@@ -59,6 +58,9 @@ class Registry(RegistryService):
         self._experiments: ExperimentRuntime | None = None
         # -- the capabilities, each on its hooks (see registry.hooks) ----------------------
         if self.db.dialect == "postgresql":
+            # lazy for cold start: SQLite never needs it (one process, nothing to announce)
+            from .notify import install_notifier
+
             install_notifier(self)  # label guard + label listener: moves reach every process
         self.hooks.label_guards.append(self._suite_gate)
         self.hooks.serving_policies.append(self._experiment_variant)
