@@ -36,6 +36,24 @@ def unavailable(what: str, why: object) -> None:
     pytest.skip(message)
 
 
+#: fixtures that need a service, and the marker a test using one gets
+SERVICE_FIXTURES = {"pg_url": "postgres", "pg_session_url": "postgres", "redis_url": "redis"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the services it needs (``-m "not postgres"`` runs without them):
+    ``postgres`` for a PostgreSQL fixture or the PostgreSQL half of ``db_url``/``reg``,
+    ``redis`` for ``redis_url``."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        wanted = {SERVICE_FIXTURES[n] for n in names if n in SERVICE_FIXTURES}
+        if callspec is not None and callspec.params.get("db_url") == "postgres":
+            wanted.add("postgres")
+        for marker in sorted(wanted):
+            item.add_marker(marker)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Never touch a real registry.db, key or budget from the developer's environment."""

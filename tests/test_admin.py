@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import stat
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -569,14 +567,12 @@ def test_admin_manages_users(clients: dict[str | None, FlaskClient], seeded_app:
     assert users.get_user(reg, "ana").role == "publisher"
 
 
-# -- extension modules ------------------------------------------------------------------------------
+# -- capability pages ---------------------------------------------------------------------------------
 
 
-def test_extension_modules_register_their_pages(
-    sqlite_reg: Registry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import registry.web.admin as admin_pkg
-    from registry.web.admin.compat import expose
+def test_a_capability_registers_its_page(sqlite_reg: Registry) -> None:
+    from registry.web.admin import get_admin
+    from registry.web.admin.base import expose
     from registry.web.admin.security import ProtectedView
 
     calls: list[str] = []
@@ -592,17 +588,10 @@ def test_extension_modules_register_their_pages(
         calls.append(app.name)
         admin.add_view(HelloView(name="Hello", endpoint="hello", url="hello"))
 
-    module = types.ModuleType("registry_test_extension")
-    module.register = register  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "registry_test_extension", module)
-    monkeypatch.setattr(
-        admin_pkg,
-        "EXTENSION_MODULES",
-        ("registry_test_extension", "registry.web.admin.not_built_yet"),
-    )
     users.create_user(sqlite_reg, "pub", PASSWORD, role="publisher")
     users.create_user(sqlite_reg, "ed", PASSWORD, role="editor")
     app = make_app(sqlite_reg)
+    register(get_admin(app), app)  # as registry.web.admin.views does for each capability
     assert calls == [app.name]
     assert (
         client_as(app, "pub").get("/admin/hello/").get_data(as_text=True)
@@ -612,11 +601,9 @@ def test_extension_modules_register_their_pages(
     assert app.test_client().get("/admin/hello/").status_code == 302
 
 
-def test_a_registry_error_escaping_a_page_is_a_4xx_page_not_a_500(
-    sqlite_reg: Registry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import registry.web.admin as admin_pkg
-    from registry.web.admin.compat import expose
+def test_a_registry_error_escaping_a_page_is_a_4xx_page_not_a_500(sqlite_reg: Registry) -> None:
+    from registry.web.admin import get_admin
+    from registry.web.admin.base import expose
     from registry.web.admin.security import ProtectedView
 
     class LooseView(ProtectedView):
@@ -628,15 +615,9 @@ def test_a_registry_error_escaping_a_page_is_a_4xx_page_not_a_500(
         def show(self, name: str) -> str:
             return sqlite_reg.get(name, version=1).name  # lets NotFound/ValidationError escape
 
-    def register(admin: Any, app: Flask) -> None:
-        admin.add_view(LooseView(name="Loose", endpoint="loose", url="loose"))
-
-    module = types.ModuleType("registry_test_loose")
-    module.register = register  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "registry_test_loose", module)
-    monkeypatch.setattr(admin_pkg, "EXTENSION_MODULES", ("registry_test_loose",))
     users.create_user(sqlite_reg, "viewer", PASSWORD, role="viewer")
     app = make_app(sqlite_reg, PROPAGATE_EXCEPTIONS=False)
+    get_admin(app).add_view(LooseView(name="Loose", endpoint="loose", url="loose"))
     client = client_as(app, "viewer")
     missing = client.get("/admin/loose/nope/")
     assert missing.status_code == 404
@@ -650,51 +631,9 @@ def test_a_registry_error_escaping_a_page_is_a_4xx_page_not_a_500(
     assert api.is_json and "error" in api.get_json()
 
 
-def test_a_broken_extension_is_not_silently_skipped(
-    sqlite_reg: Registry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import registry.web.admin as admin_pkg
-
-    module = types.ModuleType("registry_test_broken")
-
-    def register(admin: Any, app: Flask) -> None:
-        import registry_dependency_that_does_not_exist  # noqa: F401
-
-    module.register = register  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "registry_test_broken", module)
-    monkeypatch.setattr(admin_pkg, "EXTENSION_MODULES", ("registry_test_broken",))
-    with pytest.raises(ModuleNotFoundError):
-        make_app(sqlite_reg)
-
-
 def test_views_are_built_per_app(sqlite_reg: Registry) -> None:
     first, second = make_app(sqlite_reg), make_app(sqlite_reg)
     assert first.extensions["registry_admin"] is not second.extensions["registry_admin"]
-
-
-def test_modelview_works_with_the_admin_session(sqlite_reg: Registry) -> None:
-    """Flask-Admin's SQLAlchemy ModelView is usable (the compat shim and ``admin_db``)."""
-    from registry.models import LabelEventRow
-    from registry.web.admin import get_admin
-    from registry.web.admin.compat import sqla_model_view
-    from registry.web.admin.db import admin_db
-    from registry.web.admin.security import AccessMixin
-
-    model_view = sqla_model_view()
-
-    class EventsView(AccessMixin, model_view):  # type: ignore[misc, valid-type]
-        can_create = can_edit = can_delete = False
-        column_list = ("label", "from_version", "to_version", "actor", "reason")
-
-    users.create_user(sqlite_reg, "v", PASSWORD, role="viewer")
-    sqlite_reg.create_version("p", **simple_version(labels=["staging"], message="first"))
-    app = make_app(sqlite_reg)
-    get_admin(app).add_view(
-        EventsView(LabelEventRow, admin_db(app), name="Events", endpoint="events_test")
-    )
-    page = client_as(app, "v").get("/admin/events_test/")
-    assert page.status_code == 200
-    assert "staging" in page.get_data(as_text=True)
 
 
 def test_no_password_is_stored_in_clear(sqlite_reg: Registry) -> None:

@@ -531,3 +531,17 @@ def test_deleting_labels_is_audited_and_guarded(reg: Registry) -> None:
         ("beta", "delete", "ana"),
         ("production", "delete", "ana"),
     ]
+
+
+def test_archive_and_unarchive_are_audited(reg: Registry) -> None:
+    reg.create_version("p", **simple_version(labels=["staging"]))
+    reg.archive("p", actor="ana", reason="replaced by q")
+    reg.archive("p", actor="bob")  # already archived: nothing to audit
+    reg.unarchive("p", actor="carl", reason="still needed")
+    events = [e for e in reg.label_history("p") if e.kind in ("archive", "unarchive")]
+    assert [(e.kind, e.actor, e.reason, e.label) for e in events] == [
+        ("archive", "ana", "replaced by q", ""),
+        ("unarchive", "carl", "still needed", ""),
+    ]
+    assert [e.kind for e in reg.label_history("p", "staging")] == ["move"]
+    assert not reg.prompt("p").archived

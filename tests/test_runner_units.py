@@ -274,7 +274,7 @@ def test_waiting_past_the_deadline_raises_and_leaves_the_queue() -> None:
     start = time.monotonic()
     with pytest.raises(RateLimited, match="1 concurrent"):
         limiter.acquire("any-model", deadline=time.monotonic() + 0.05)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5  # the slot is held for good: only the deadline ends it
     assert len(limiter._gates["any-model"].queue) == 0
     held.release()
     limiter.acquire("any-model", deadline=time.monotonic() + 1).release()

@@ -1,29 +1,15 @@
 """``prompt-registry ...``: the command-line interface (click).
 
-Each command group lives in its own module and registers itself on the main group.
-Errors are one line on stderr and a non-zero exit status.
+Each command group lives in its own module and defines ``register(group)``; they are added to
+the main group here, in help order. A new command module is added to this list.
 """
 
 from __future__ import annotations
 
-import importlib
-
+from . import apikeys, db, experiments, prompts, run, serve, suites, testing, users
 from .base import main
 
-#: modules that add commands to ``main``; each defines ``register(group)``
-COMMAND_MODULES = (
-    "registry.cli.db",
-    "registry.cli.prompts",
-    "registry.cli.serve",
-    "registry.cli.run",
-    "registry.cli.users",
-    "registry.cli.apikeys",
-    "registry.cli.experiments",
-    "registry.cli.suites",
-    "registry.cli.testing",
-)
-
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(main)
+for _module in (db, prompts, serve, run, users, apikeys, experiments, suites, testing):
+    _module.register(main)
 
 __all__ = ["main"]

@@ -6,7 +6,10 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 import click
 
@@ -19,12 +22,13 @@ class State:
 
     def __init__(self, database: str | None) -> None:
         self.database = database
-        self._registry: Any = None
+        self._registry: Registry | None = None
 
     @property
-    def registry(self) -> Any:
+    def registry(self) -> Registry:
         """The ``Registry`` (opened on first use)."""
         if self._registry is None:
+            # lazy for cold start: `--help` and `--version` never load the database stack
             from ..registry import Registry
 
             self._registry = Registry(self.database)

@@ -303,14 +303,16 @@ def import_cmd(state: State, path: str, actor: str, as_json: bool) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--undo", is_flag=True, help="Unarchive instead.")
+@click.option("--reason", default="", help="Why (kept in the audit).")
+@click.option("--actor", default=None, envvar="USER", help="Who (default: $USER).")
 @pass_state
-def archive(state: State, name: str, undo: bool) -> None:
-    """Archive a prompt (hidden from lists, read-only, still served) or bring it back."""
+def archive(state: State, name: str, undo: bool, reason: str, actor: str | None) -> None:
+    """Archive a prompt (hidden from lists, read-only, still served) or bring it back (audited)."""
     if undo:
-        state.registry.unarchive(name)
+        state.registry.unarchive(name, actor=actor or "", reason=reason)
         click.echo(f"{name}: unarchived")
     else:
-        state.registry.archive(name)
+        state.registry.archive(name, actor=actor or "", reason=reason)
         click.echo(f"{name}: archived")
 
 

@@ -2,27 +2,19 @@
 
 ``init_app(app)`` sets up the secret key, the session cookie, CSRF protection (the JSON API
 blueprint ``api_v1`` is exempt: it authenticates with bearer keys), the login pages and the
-admin views, then lets other capabilities add their pages: each module of
-``EXTENSION_MODULES`` that exists must define ``register(admin, app)``. How to write a page:
-see :mod:`registry.web.admin.security`.
+admin views (:mod:`registry.web.admin.views` lists them in menu order; a capability's page
+module defines ``register(admin, app)``, called from there). How to write a page: see
+:mod:`registry.web.admin.security`.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
-
-#: modules of other capabilities that add admin pages; each defines ``register(admin, app)``
-EXTENSION_MODULES = (
-    "registry.web.admin.api_keys",
-    "registry.web.admin.experiments",
-    "registry.web.admin.suites",
-)
 
 #: blueprints that authenticate with bearer keys and so need no CSRF token
 CSRF_EXEMPT_BLUEPRINTS = frozenset({"api_v1"})
@@ -138,18 +130,9 @@ def init_app(app: Flask) -> None:
     def _user_context() -> dict[str, Any]:
         return {"current_user": current_user, "has_role": has_role}
 
-    from .views import register_core_views
+    from .views import register_views
 
-    register_core_views(admin, app)
-
-    for module_name in EXTENSION_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # that capability is not built (yet)
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(admin, app)
+    register_views(admin, app)
     _register_error_pages(app, admin)
 
 
@@ -157,30 +140,24 @@ def _register_error_pages(app: Flask, admin: Any) -> None:
     """An admin page that lets a ``RegistryError`` escape answers with its status and message.
 
     Pages catch the errors they expect; this is the net under them (a bad prompt name or
-    version typed into a URL is a 4xx page naming the problem, never a 500). Registered on the
-    blueprints of the admin's views only: the JSON API keeps its own error bodies.
+    version typed into a URL is a 4xx page naming the problem, never a 500). An app-wide
+    handler: the JSON API's blueprint has its own, which Flask prefers for its requests.
     """
     from ...errors import RegistryError
-
-    views = {
-        view.blueprint.name: view
-        for view in admin._views
-        if getattr(view, "blueprint", None) is not None
-    }
 
     def registry_error(exc: RegistryError) -> Any:
         status = exc.status if isinstance(exc.status, int) and 400 <= exc.status < 600 else 500
         title = "Not found" if status == 404 else "That did not work"
-        view = views.get(request.blueprint or "")
-        if view is None:
+        if not request.path.startswith(admin.url):
             return app.response_class(
                 f"{title}: {exc.message}\n", status=status, mimetype="text/plain"
             )
-        body = view.render("admin_ui/error.html", title=title, message=exc.message, status=status)
+        body = admin.index_view.render(
+            "admin_ui/error.html", title=title, message=exc.message, status=status
+        )
         return app.response_class(body, status=status)
 
-    for name in views:
-        app.error_handler_spec[name][None][RegistryError] = registry_error
+    app.register_error_handler(RegistryError, registry_error)
 
 
 def get_admin(app: Flask) -> Any:

@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from ...api_keys import SCOPES, create_api_key, list_api_keys, revoke_api_key
 from ...errors import RegistryError
 from .. import get_registry
-from .compat import expose
+from .base import expose
 from .security import ProtectedView, actor_name
 
 

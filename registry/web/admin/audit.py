@@ -10,7 +10,7 @@ from flask import request
 from ... import config
 from ...models import LabelEventRow, PromptRow
 from .. import get_registry
-from .compat import expose
+from .base import expose
 from .pagination import Page, offset_of, page_number
 from .security import ProtectedView
 

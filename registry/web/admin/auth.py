@@ -11,7 +11,7 @@ from flask import flash, g, make_response, redirect, request, session, url_for
 
 from ...users import authenticate, count_users, end_session, start_session
 from .. import get_registry
-from .compat import BaseView, expose
+from .base import BaseView, expose
 from .security import SESSION_TOKEN_KEY, current_user, safe_next_url
 
 #: failed logins allowed per (address, name) in ``FAILURE_WINDOW`` seconds

@@ -24,6 +24,7 @@ from ...rendering import (
     include_source,
     make_environment,
 )
+from ...suites import list_cases
 from ...text import has_lone_surrogate
 from ...versions import PromptVersion
 
@@ -336,10 +337,6 @@ def rendered_text(r: Rendered) -> str:
 
 def sample_cases(reg: Registry, name: str) -> list[tuple[str, dict[str, Any]]]:
     """``(case name, variables)`` of the prompt's regression test cases (empty without suites)."""
-    try:
-        from ...suites import list_cases
-    except ImportError:
-        return []
     try:
         return [(c.name, dict(c.variables)) for c in list_cases(reg, name)]
     except RegistryError:

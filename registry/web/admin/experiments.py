@@ -24,7 +24,7 @@ from ...errors import NotFound, RegistryError, ValidationError
 from ...experiments.charts import metric_chart
 from ...experiments.definitions import RUN_METRICS
 from .. import get_registry
-from .compat import expose
+from .base import expose
 from .security import ProtectedView, actor_name, require_role
 
 EXAMPLE_VARIANTS = "control=1:50\ntreatment=2:50"

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from ...models import LabelEventRow, PromptRow, VersionRow
 from .. import get_registry
-from .compat import AdminIndexView, expose
+from .base import AdminIndexView, expose
 from .security import AccessMixin
 
 RECENT = 10

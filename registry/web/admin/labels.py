@@ -16,7 +16,7 @@ from flask import flash, redirect, request, url_for
 from ... import config
 from ...errors import ConflictError, RegistryError
 from .. import get_registry
-from .compat import expose
+from .base import expose
 from .pagination import page_number
 from .prompt_queries import label_events, label_states, prompt_info
 from .security import ProtectedView, actor_name, forbidden, has_role, safe_next_url

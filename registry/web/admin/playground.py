@@ -20,7 +20,7 @@ from ...errors import RegistryError
 from ...text import has_lone_surrogate
 from .. import get_registry
 from . import editing
-from .compat import expose
+from .base import expose
 from .prompt_queries import prompt_info, version_numbers
 from .security import ProtectedView, actor_name
 

@@ -15,10 +15,11 @@ from flask import flash, make_response, redirect, request, url_for
 
 from ... import config
 from ...errors import NotFound, RegistryError, ValidationError
+from ...suites import promotion_status
 from ...versions import PromptVersion, validate_content
 from .. import get_registry
 from . import editing
-from .compat import expose
+from .base import expose
 from .pagination import page_number
 from .prompt_queries import (
     folders_and_tags,
@@ -49,10 +50,6 @@ def diff_line_class(line: str, index: int) -> str:
 
 def gate_problem(name: str, version: int, label: str) -> str | None:
     """Why the regression-suite gate would refuse moving ``label`` here (None: allowed/unknown)."""
-    try:
-        from ...suites import promotion_status
-    except ImportError:
-        return None
     try:
         return promotion_status(get_registry(), name, version, label)
     except RegistryError:

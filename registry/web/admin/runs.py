@@ -11,7 +11,7 @@ from flask import request
 
 from ...models.runs import FeedbackRow, RunRow
 from .. import get_registry
-from .compat import expose
+from .base import expose
 from .pagination import Page, offset_of, page_number
 from .security import ProtectedView
 

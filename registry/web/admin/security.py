@@ -60,7 +60,7 @@ from markupsafe import Markup, escape
 
 from ...users import ROLES, User, role_at_least, session_user
 from .. import get_registry
-from .compat import BaseView
+from .base import BaseView
 
 #: key of the login token in the signed Flask session cookie
 SESSION_TOKEN_KEY = "registry_login"

@@ -49,7 +49,7 @@ from ...suites.gate import is_protected
 from ...suites.results import latest_by_prompt
 from ...suites.runner import default_concurrency
 from .. import get_registry
-from .compat import Admin, expose
+from .base import Admin, expose
 from .security import ProtectedView, actor_name, require_role
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from ...users import (
     set_role,
 )
 from .. import get_registry
-from .compat import expose
+from .base import expose
 from .security import ProtectedView, current_user
 
 
