@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .errors import AuthenticationError, ConflictError, NotFound, PermissionDenied, ValidationError
+from .errors import (
+    AuthenticationError,
+    ConflictError,
+    DatabaseUnavailable,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from .models import utcnow
 from .models.api_keys import ApiKeyRow
 
@@ -251,10 +258,17 @@ def authenticate_api_key(reg: RegistryService, token: str | None) -> ApiKeyInfo:
     if hit is not None and hit[0] > now:
         info = hit[1]
     else:
-        with reg.db.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(ApiKeyRow.__table__).where(ApiKeyRow.key_hash == digest)
-            ).first()
+        try:
+            with reg.db.engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(ApiKeyRow.__table__).where(ApiKeyRow.key_hash == digest)
+                ).first()
+        except DatabaseUnavailable:
+            if hit is None:
+                raise
+            # the database is down: a key this process verified keeps working, as the
+            # versions it last read keep being served (see registry.reading)
+            return hit[1]
         if row is None:
             raise AuthenticationError("invalid API key: no such key (was it copied whole?)")
         info = _info(row)

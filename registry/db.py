@@ -17,9 +17,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from .errors import ConfigurationError, SchemaError
+from .errors import ConfigurationError, DatabaseUnavailable, SchemaError, ValidationError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import ExceptionContext
     from sqlalchemy.orm import Session, sessionmaker
 
 #: the Alembic revision this code expects; a test checks it is the head of ``migrations/``
@@ -40,7 +41,11 @@ def normalize_url(url: str | URL) -> URL:
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """Create an engine configured for the registry's concurrency rules."""
+    """Create an engine configured for the registry's concurrency rules.
+
+    Every failure of the database on this engine (unreachable, restarting, a lock timeout...)
+    is raised as :class:`~registry.errors.DatabaseUnavailable` (see :func:`database_error`).
+    """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
@@ -49,14 +54,88 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", StaticPool)
         engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, wal=not memory)
-        return engine
-    if parsed.get_backend_name() == "postgresql":
-        # a server that does not answer fails the call instead of hanging it
-        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
-        kwargs.setdefault("pool_pre_ping", True)
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
-    return sa.create_engine(parsed, **kwargs)
+    else:
+        if parsed.get_backend_name() == "postgresql":
+            # a server that does not answer fails the call instead of hanging it
+            kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
+            kwargs.setdefault("pool_pre_ping", True)
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 20)
+        engine = sa.create_engine(parsed, **kwargs)
+    _translate_errors(engine)
+    return engine
+
+
+#: PostgreSQL SQLSTATE classes and codes worth retrying: connection exceptions, operator
+#: intervention (shutdown, restart), insufficient resources, serialization failures, deadlocks,
+#: lock and statement timeouts
+_RETRYABLE_SQLSTATES = ("08", "57", "53", "40001", "40P01", "55P03", "57014")
+#: SQLite messages of failures that waiting fixes (the others are a file or schema problem)
+_RETRYABLE_SQLITE = ("locked", "busy", "disk i/o")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def database_error(exc: BaseException, database: str | URL) -> Exception | None:
+    """The registry error a database failure stands for, or None when it is not one.
+
+    Connection failures, server restarts, timeouts and other operational errors become
+    :class:`~registry.errors.DatabaseUnavailable` (``retryable`` when waiting may fix them);
+    a value the database refuses (``DataError``) becomes a ``ValidationError``. Integrity
+    errors are left alone: the code that runs the statement handles those races itself.
+    Works on SQLAlchemy's wrappers and on the raw DB-API exceptions (sqlite3, psycopg).
+    """
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, DatabaseUnavailable | ValidationError):
+        return None
+    orig: BaseException = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig else exc
+    name = database if isinstance(database, str) else database.render_as_string(hide_password=True)
+    kind = type(orig).__name__
+    if kind == "IntegrityError" or isinstance(exc, sa_exc.IntegrityError):
+        return None
+    if kind == "DataError" or isinstance(exc, sa_exc.DataError):
+        return ValidationError(
+            f"the database {name} refused a value: {_reason(orig)}", database=name
+        )
+    unavailable = isinstance(
+        exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.InternalError
+    ) or kind in ("OperationalError", "InterfaceError", "InternalError", "DatabaseError")
+    if not unavailable:
+        return None
+    sqlstate = getattr(orig, "sqlstate", None)
+    reason = _reason(orig)
+    if sqlstate:
+        retryable = str(sqlstate).startswith(_RETRYABLE_SQLSTATES)
+    elif type(orig).__module__.startswith("sqlite3"):
+        retryable = any(word in reason.lower() for word in _RETRYABLE_SQLITE)
+    else:  # no code: the connection failed (refused, reset, timed out)
+        retryable = True
+    advice = (
+        "retry in a few seconds"
+        if retryable
+        else "retrying will not help: check REGISTRY_DATABASE_URL and the database server"
+    )
+    return DatabaseUnavailable(
+        f"the database {name} is unavailable ({reason}): {advice}",
+        database=name,
+        retryable=retryable,
+    )
+
+
+def _translate_errors(engine: Engine) -> None:
+    name = engine.url.render_as_string(hide_password=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: ExceptionContext) -> None:
+        if ctx.is_pre_ping:  # the pool is testing a connection: it reconnects by itself
+            return
+        error = database_error(ctx.sqlalchemy_exception or ctx.original_exception, name)
+        if error is not None:
+            raise error
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:

@@ -112,6 +112,40 @@ class SchemaError(RegistryError):
     status = 503
 
 
+class DatabaseUnavailable(RegistryError):
+    """The database cannot be reached or failed the statement (HTTP 503 with ``Retry-After``).
+
+    ``database`` names it (password hidden); ``retryable`` says whether trying again is worth it
+    (the server is down, restarting, busy or a lock timed out) or not (a wrong URL, a missing
+    database, refused credentials); ``retry_after`` is the suggested wait in seconds.
+    """
+
+    type = "database_unavailable"
+    status = 503
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        database: str = "",
+        retryable: bool = True,
+        retry_after: float | None = None,
+        **details: Any,
+    ) -> None:
+        if retry_after is None:
+            retry_after = 5.0 if retryable else 60.0
+        super().__init__(
+            message, database=database, retryable=retryable, retry_after=retry_after, **details
+        )
+        self.database = database
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape, with ``retryable``."""
+        return {**super().to_dict(), "retryable": self.retryable}
+
+
 class RunError(RegistryError):
     """Calling the model failed after every retry, or its answer could not be used."""
 
@@ -213,6 +247,7 @@ __all__ = [
     "BudgetExceeded",
     "ConfigurationError",
     "ConflictError",
+    "DatabaseUnavailable",
     "NotFound",
     "OutputValidationError",
     "ParameterRefused",

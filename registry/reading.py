@@ -8,10 +8,16 @@ prompts loads neither the ORM nor Alembic. Two caches live here:
   notifier after a change made in another one);
 - versions, per ``(prompt, number)``: immutable, so kept until the cache is full, and shared
   with their compiled templates.
+
+While the database is unreachable, ``get`` keeps serving the version each label resolved to
+when it was last read, marked ``stale``, and asks the database again at most every
+:data:`OUTAGE_RETRY_SECONDS`; the first successful read ends the outage by itself. A label
+never read in this process raises :class:`~registry.errors.DatabaseUnavailable`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .db import Database
-from .errors import NotFound, ValidationError
+from .errors import DatabaseUnavailable, NotFound, ValidationError
 from .hooks import Hooks
 from .labels import missing_prompt
 from .names import DEFAULT_LABEL, LATEST, check_label_name, check_prompt_name
@@ -31,6 +37,10 @@ from .versions import PromptVersion
 
 #: versions kept per registry (cleared when full: they are cheap to read again)
 VERSION_CACHE_SIZE = 4096
+#: while the database is down, how long ``get`` serves what it last saw before asking again
+OUTAGE_RETRY_SECONDS = 1.0
+
+log = logging.getLogger("registry.reading")
 
 _V = versions_table.c
 _P = prompts_table.c
@@ -96,6 +106,10 @@ class Reader:
         self.label_cache: dict[tuple[str, str], tuple[float, PromptVersion]] = {}
         #: ``(prompt, number)`` -> version (immutable)
         self.version_cache: dict[tuple[str, int], PromptVersion] = {}
+        #: ``(prompt, label)`` -> the version it resolved to at the last read (outage fallback)
+        self.last_seen: dict[tuple[str, str], PromptVersion] = {}
+        #: monotonic time before which the database is not asked again after an outage
+        self.down_until = 0.0
         self._policies = hooks.serving_policies
 
     def get(
@@ -113,19 +127,53 @@ class Reader:
             return self.by_version(name, version)
         if unit_id is not None and self._policies:
             unit = unit_id if type(unit_id) is str else str(unit_id)
-            for policy in self._policies:
-                served = policy(name, unit, label)
-                if served is not None:
-                    return served
+            try:
+                for policy in self._policies:
+                    served = policy(name, unit, label)
+                    if served is not None:
+                        return served
+            except DatabaseUnavailable:
+                pass  # no experiment state: the label applies (last seen, while the outage lasts)
         key = (name, label or DEFAULT_LABEL)
         entry = self.label_cache.get(key)
         now = time.monotonic()
         if entry is not None and entry[0] > now:
             return entry[1]
-        found = self.by_label(name, key[1])
+        if now < self.down_until:
+            seen = self.last_seen.get(key)
+            if seen is not None:
+                return seen.as_stale()
+        try:
+            found = self.by_label(name, key[1])
+        except DatabaseUnavailable as exc:
+            return self._outage(key, exc)
+        except NotFound:
+            self.last_seen.pop(key, None)
+            raise
+        if self.down_until:
+            self.down_until = 0.0
+            log.warning("the database is back: %s@%s read again", name, key[1])
         if self.cache_ttl > 0:
             self.label_cache[key] = (now + self.cache_ttl, found)
+        if self.last_seen.get(key) is not found:
+            if len(self.last_seen) >= VERSION_CACHE_SIZE:
+                self.last_seen.clear()
+            self.last_seen[key] = found
         return found
+
+    def _outage(self, key: tuple[str, str], error: DatabaseUnavailable) -> PromptVersion:
+        """Serve the version ``key`` last resolved to, marked stale; re-raise without one."""
+        if not self.down_until:
+            log.warning(
+                "the database is unavailable: serving the versions last seen, marked stale "
+                "(asking again every %g s)",
+                OUTAGE_RETRY_SECONDS,
+            )
+        self.down_until = time.monotonic() + OUTAGE_RETRY_SECONDS
+        seen = self.last_seen.get(key)
+        if seen is None:
+            raise error
+        return seen.as_stale()
 
     def by_label(self, name: str, label: str) -> PromptVersion:
         """The version ``label`` (or ``latest``) points at now, from the database."""
@@ -239,11 +287,15 @@ class Reader:
         self.version_cache.clear()
 
     def _labels_of(self, v: PromptVersion) -> list[str]:
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(_L.name).where(_L.version_id == v.id).order_by(_L.name)
-            ).scalars()
-            return list(rows)
+        try:
+            with self.db.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(_L.name).where(_L.version_id == v.id).order_by(_L.name)
+                ).scalars()
+                return list(rows)
+        except DatabaseUnavailable:  # the labels last seen pointing at it
+            seen = list(self.last_seen.items())
+            return sorted({label for (_, label), found in seen if found.id == v.id})
 
     # -- rendering and composition ------------------------------------------------------------
 

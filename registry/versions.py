@@ -208,6 +208,7 @@ class PromptVersion:
         "name",
         "output_schema",
         "settings",
+        "stale",
         "system",
         "variables",
         "variant",
@@ -246,6 +247,8 @@ class PromptVersion:
         self.created_at = created_at
         self.experiment: str | None = None
         self.variant: str | None = None
+        #: True when served from memory because the database could not be reached
+        self.stale = False
         self._compiler = compiler
         self._labels_of = labels_of
         self._compiled: CompiledPrompt | None = None
@@ -286,13 +289,23 @@ class PromptVersion:
             variables = {**values, **variables}
         return self.compiled().render(variables)
 
-    def with_assignment(self, experiment: str, variant: str) -> PromptVersion:
-        """A copy marked as served by an experiment variant (shares the compiled templates)."""
+    def _copy(self) -> PromptVersion:
         copy = PromptVersion.__new__(PromptVersion)
         for slot in PromptVersion.__slots__:
             object.__setattr__(copy, slot, getattr(self, slot))
+        return copy
+
+    def with_assignment(self, experiment: str, variant: str) -> PromptVersion:
+        """A copy marked as served by an experiment variant (shares the compiled templates)."""
+        copy = self._copy()
         copy.experiment = experiment
         copy.variant = variant
+        return copy
+
+    def as_stale(self) -> PromptVersion:
+        """A copy marked ``stale``: the label was last seen here, the database is unreachable."""
+        copy = self._copy()
+        copy.stale = True
         return copy
 
     def content(self) -> VersionContent:

@@ -20,6 +20,8 @@ from registry import Registry
 from registry.db import Database, upgrade
 from registry.testing import FakeAnthropic
 
+from .pg_cluster import PrivateCluster
+
 PG_ADMIN_URL = os.environ.get(
     "REGISTRY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -223,3 +225,29 @@ def fake_api(fake_anthropic: FakeAnthropic) -> FakeAnthropic:
     """The testing kit's ``fake_anthropic`` fixture under its old name (for test branches
     written before the kit; new tests use ``fake_anthropic``)."""
     return fake_anthropic
+
+
+@pytest.fixture(scope="module")
+def private_pg() -> Iterator[PrivateCluster]:
+    """A private PostgreSQL cluster (own port and data) that outage tests may stop and start."""
+    try:
+        cluster = PrivateCluster()
+        cluster.start()
+    except Exception as exc:
+        unavailable("PostgreSQL (a private cluster: initdb, pg_ctl)", exc)
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def outage_url(private_pg: PrivateCluster) -> Iterator[str]:
+    """A migrated database on the private cluster (which the test may stop and start)."""
+    if not private_pg.running:
+        private_pg.start()
+    url = private_pg.create_database("registry")
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    yield url
+    if not private_pg.running:
+        private_pg.start()

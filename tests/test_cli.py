@@ -176,8 +176,10 @@ def test_an_unreachable_database_is_one_line_naming_the_setting() -> None:
     )
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the database (")
-    assert lines[0].endswith("check --database or REGISTRY_DATABASE_URL")
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: the database postgresql+psycopg://nobody@127.0.0.1:1/x is unavailable ("
+    )
+    assert lines[0].endswith("retry in a few seconds (--database or REGISTRY_DATABASE_URL)")
 
 
 def test_piped_tables_are_tab_separated_and_never_cut(cli: tuple[CliRunner, list[str]]) -> None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 import click
 
 from ..config import load_dotenv
-from ..errors import RegistryError
+from ..errors import DatabaseUnavailable, RegistryError
 
 
 class State:
@@ -54,6 +54,9 @@ class RegistryGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except DatabaseUnavailable as exc:
+            click.echo(f"error: {exc.message} (--database or REGISTRY_DATABASE_URL)", err=True)
+            sys.exit(1)
         except RegistryError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
@@ -68,22 +71,19 @@ class RegistryGroup(click.Group):
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
             sys.exit(exc.exit_code)
         except Exception as exc:
-            if not _unreachable_database(exc):
+            error = _database_error(exc)
+            if error is None:
                 raise
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            click.echo(
-                f"error: cannot reach the database ({reason}): check --database or "
-                "REGISTRY_DATABASE_URL",
-                err=True,
-            )
+            click.echo(f"error: {error}", err=True)
             sys.exit(1)
 
 
-def _unreachable_database(exc: Exception) -> bool:
-    """Whether ``exc`` is a database that cannot be reached (down, wrong host, bad login)."""
-    from sqlalchemy.exc import InterfaceError, OperationalError  # loaded only on an error
+def _database_error(exc: Exception) -> str | None:
+    """One line for a database failure that escaped as a driver error (None: not one)."""
+    from ..db import database_error  # loaded only on an error
 
-    return isinstance(exc, OperationalError | InterfaceError)
+    error = database_error(exc, "")
+    return None if error is None else str(error)
 
 
 @click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, redirect
+from flask import Flask, Response, redirect, render_template, request
 
 from .. import config as registry_config
+from ..errors import DatabaseUnavailable
 from ..registry import Registry
 
 
@@ -46,7 +47,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def index() -> Any:
         return redirect("/admin/")
 
+    app.register_error_handler(DatabaseUnavailable, maintenance_page)
     return app
+
+
+def maintenance_page(exc: DatabaseUnavailable) -> Response:
+    """The admin's answer while the database is unavailable: a 503 page with ``Retry-After``.
+
+    It needs nothing from the database (no login, no menu), and says whether waiting helps.
+    """
+    body = render_template("admin_ui/maintenance.html", error=exc, path=request.path)
+    retry = str(max(1, round(exc.retry_after or 5)))
+    return Response(body, status=503, headers={"Retry-After": retry}, mimetype="text/html")
 
 
 def get_registry(app: Flask | None = None) -> Registry:

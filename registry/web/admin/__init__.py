@@ -143,9 +143,12 @@ def _register_error_pages(app: Flask, admin: Any) -> None:
     version typed into a URL is a 4xx page naming the problem, never a 500). An app-wide
     handler: the JSON API's blueprint has its own, which Flask prefers for its requests.
     """
-    from ...errors import RegistryError
+    from ...errors import DatabaseUnavailable, RegistryError
+    from .. import maintenance_page
 
     def registry_error(exc: RegistryError) -> Any:
+        if isinstance(exc, DatabaseUnavailable):  # the menu and the login need the database
+            return maintenance_page(exc)
         status = exc.status if isinstance(exc.status, int) and 400 <= exc.status < 600 else 500
         title = "Not found" if status == 404 else "That did not work"
         if not request.path.startswith(admin.url):

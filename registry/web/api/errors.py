@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
+from ...db import database_error
 from ...errors import AuthenticationError, RegistryError, ValidationError
 
 log = logging.getLogger("registry.api")
@@ -103,6 +104,9 @@ def handle_error(exc: Exception) -> Response:
         return registry_error_response(exc)
     if isinstance(exc, HTTPException):
         return http_error_response(exc)
+    translated = database_error(exc, "the registry database")
+    if isinstance(translated, RegistryError):  # a driver error that escaped the engine
+        return registry_error_response(translated)
     return unexpected_error_response(exc)
 
 

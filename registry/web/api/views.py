@@ -202,6 +202,8 @@ def get_prompt(*, name: str, caller: ApiKeyInfo, query: SelectorQuery) -> Respon
     body = json.dumps(version_dict(reg, v), ensure_ascii=False, sort_keys=True)
     etag = '"' + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if v.stale:  # the database is down: what this server last read
+        headers["X-Registry-Stale"] = "1"
     if_none_match = request.if_none_match
     if if_none_match and (if_none_match.star_tag or if_none_match.contains_weak(etag.strip('"'))):
         return Response(status=304, headers=headers)
