@@ -40,6 +40,7 @@ from .errors import (
     StreamInterrupted,
     SuiteGateError,
     TemplateSyntaxError,
+    UnpricedModel,
     ValidationError,
 )
 from .labels import LabelEvent, LabelMove, Release
@@ -104,6 +105,7 @@ __all__ = [
     "StreamInterrupted",
     "SuiteGateError",
     "TemplateSyntaxError",
+    "UnpricedModel",
     "ValidationError",
     "VersionDiff",
     "__version__",

@@ -175,6 +175,7 @@ class _Snapshot:
                     settings=v.settings,
                     variables=v.variables,
                     output_schema=v.output_schema,
+                    check_price=False,  # reading an export: the server priced it on save
                 )
                 names = sorted(labels_at.get(v.version, []))
                 self.versions[(p.name, v.version)] = PromptVersion(

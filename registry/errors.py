@@ -50,6 +50,21 @@ class ValidationError(RegistryError, ValueError):
         self.field = field
 
 
+class UnpricedModel(ValidationError):
+    """A model has no price (``REGISTRY_PRICES_FILE``): it cannot be saved in a version or run.
+
+    ``model`` is the name; the message names the file to add its price to.
+    """
+
+    type = "unpriced_model"
+
+    def __init__(
+        self, message: str, *, model: str = "", field: str = "settings.model", **details: Any
+    ) -> None:
+        super().__init__(message, field=field, model=model, **details)
+        self.model = model
+
+
 class TemplateSyntaxError(ValidationError):
     """A template does not parse; the message carries the template name and line."""
 
@@ -263,5 +278,6 @@ __all__ = [
     "StreamInterrupted",
     "SuiteGateError",
     "TemplateSyntaxError",
+    "UnpricedModel",
     "ValidationError",
 ]

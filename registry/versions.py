@@ -107,13 +107,19 @@ def validate_content(
     settings: Any,
     variables: Any,
     output_schema: Any,
+    check_price: bool = True,
 ) -> VersionContent:
-    """Validate everything a version holds; raise ``ValidationError`` naming the field."""
+    """Validate everything a version holds; raise ``ValidationError`` naming the field.
+
+    ``check_price`` refuses a model without a price (:class:`~registry.errors.UnpricedModel`,
+    see :mod:`registry.prices`): on for saves and imports, off when reading an export.
+    """
     # validation libraries load on first save, not at import (apps mostly only read)
     import jsonschema
 
     from .contract_spec import validate_contract
     from .model_settings import validate_settings
+    from .prices import price_of
 
     for field_name, value in (
         ("system", system),
@@ -165,10 +171,13 @@ def validate_content(
                 f"output_schema is not a valid JSON Schema: {exc.message}", field="output_schema"
             ) from None
         output_schema = json.loads(canonical_json(output_schema))
+    clean_settings = validate_settings(settings)
+    if check_price:
+        price_of(str(clean_settings["model"]))
     content = VersionContent(
         system=system or None,
         messages=clean,
-        settings=validate_settings(settings),
+        settings=clean_settings,
         variables=validate_contract(variables),
         output_schema=output_schema,
     )

@@ -64,6 +64,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_BASE_URL",
         "REGISTRY_DAILY_BUDGET_USD",
+        "REGISTRY_PRICES_FILE",
         "REGISTRY_REDIS_URL",
     ):
         monkeypatch.delenv(var, raising=False)

@@ -172,7 +172,7 @@ SCOPED = [
         "/prompts/summarize/versions",
         {
             "messages": [{"role": "user", "content": "hi"}],
-            "settings": {"model": "m", "max_tokens": 5},
+            "settings": {"model": "claude-haiku-4-5", "max_tokens": 5},
         },
         "write",
     ),
@@ -472,8 +472,11 @@ def test_create_version(any_api: Api) -> None:
     [
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
-        ({"settings": {"model": "m", "max_tokens": "many"}}, "settings.max_tokens"),
-        ({"settings": {"model": "m", "max_tokens": 5, "colour": "red"}}, "settings.colour"),
+        ({"settings": {"model": "claude-haiku-4-5", "max_tokens": "many"}}, "settings.max_tokens"),
+        (
+            {"settings": {"model": "claude-haiku-4-5", "max_tokens": 5, "colour": "red"}},
+            "settings.colour",
+        ),
         ({"system": "{{ undeclared }}"}, "variables"),
         ({"system": "{% if %}"}, "system template"),
         ({"labels": ["latest"]}, "label"),

@@ -117,6 +117,7 @@ def test_wheel_ships_migrations_seeds_templates_and_static_files(installed: Inst
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     expected = {
         "registry/py.typed",
+        "registry/prices.yaml",
         "registry/__main__.py",
         "registry/migrations/env.py",
         "registry/migrations/script.py.mako",

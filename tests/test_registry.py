@@ -215,10 +215,15 @@ LONG = "x" * 1_000_000
         ("ok", {"system": "line\n{{ unclosed"}, TemplateSyntaxError, "line 2"),
         ("ok", {"system": "{{ other }}"}, ValidationError, r"undeclared variable\(s\) 'other'"),
         ("ok", {"system": LONG}, ValidationError, "limit is 200000"),
-        ("ok", {"settings": {"model": "m", "max_tokens": 0}}, ValidationError, "max_tokens"),
         (
             "ok",
-            {"settings": {"model": "m", "max_tokens": 5, "tempreture": 1}},
+            {"settings": {"model": "claude-haiku-4-5", "max_tokens": 0}},
+            ValidationError,
+            "max_tokens",
+        ),
+        (
+            "ok",
+            {"settings": {"model": "claude-haiku-4-5", "max_tokens": 5, "tempreture": 1}},
             ValidationError,
             "unknown key",
         ),
@@ -360,7 +365,7 @@ def test_included_variables_must_be_declared(reg: Registry) -> None:
         "snip",
         system="{{ language }}",
         messages=[{"role": "user", "content": "x"}],
-        settings={"model": "m", "max_tokens": 1},
+        settings={"model": "claude-haiku-4-5", "max_tokens": 1},
         variables={"language": "string"},
         labels=["production"],
     )
@@ -369,7 +374,7 @@ def test_included_variables_must_be_declared(reg: Registry) -> None:
 
 
 def test_include_cycles_are_refused(reg: Registry) -> None:
-    settings = {"model": "m", "max_tokens": 1}
+    settings = {"model": "claude-haiku-4-5", "max_tokens": 1}
     msgs = [{"role": "user", "content": "x"}]
     reg.create_version("a", system="A", messages=msgs, settings=settings, labels=["production"])
     reg.create_version(
@@ -411,7 +416,7 @@ def test_include_cycles_are_refused(reg: Registry) -> None:
 
 
 def test_include_depth_is_limited(reg: Registry) -> None:
-    settings = {"model": "m", "max_tokens": 1}
+    settings = {"model": "claude-haiku-4-5", "max_tokens": 1}
     msgs = [{"role": "user", "content": "x"}]
     reg.create_version("n0", system="leaf", messages=msgs, settings=settings, labels=["production"])
     for i in range(1, 6):  # five levels of nesting are allowed
@@ -473,7 +478,7 @@ def test_embedded_sqlite_is_created_on_first_use(tmp_path: Any) -> None:
 
 
 def test_a_label_move_cannot_break_the_prompts_that_include_it(reg: Registry) -> None:
-    settings = {"model": "m", "max_tokens": 1}
+    settings = {"model": "claude-haiku-4-5", "max_tokens": 1}
     msgs = [{"role": "user", "content": "x"}]
     reg.create_version(
         "team/snip", system="Be kind.", messages=msgs, settings=settings, labels=["production"]
@@ -512,7 +517,7 @@ def test_a_label_move_cannot_break_the_prompts_that_include_it(reg: Registry) ->
 def test_deleting_labels_is_audited_and_guarded(reg: Registry) -> None:
     from registry import PermissionDenied
 
-    settings = {"model": "m", "max_tokens": 1}
+    settings = {"model": "claude-haiku-4-5", "max_tokens": 1}
     msgs = [{"role": "user", "content": "x"}]
     reg.create_version(
         "snip", system="S", messages=msgs, settings=settings, labels=["production", "qa", "beta"]

@@ -150,12 +150,17 @@ def test_to_request_moves_sampling_settings_to_extra_body() -> None:
         version=1,
         system="sys {{ a }}",
         messages=[{"role": "user", "content": "{{ a }}"}],
-        settings={"model": "m", "max_tokens": 5, "temperature": 0.2, "stop_sequences": ["x"]},
+        settings={
+            "model": "claude-haiku-4-5",
+            "max_tokens": 5,
+            "temperature": 0.2,
+            "stop_sequences": ["x"],
+        },
         contract=validate_contract({"a": "string"}),
     )
     request = prompt.render({"a": "hi"}).to_request()
     assert request == {
-        "model": "m",
+        "model": "claude-haiku-4-5",
         "max_tokens": 5,
         "stop_sequences": ["x"],
         "system": "sys hi",
@@ -206,7 +211,7 @@ def test_changing_a_rendered_result_does_not_change_the_version() -> None:
         version=1,
         system=None,
         messages=[{"role": "user", "content": "hi"}],
-        settings={"model": "m", "max_tokens": 5, "metadata": {"user_id": "u"}},
+        settings={"model": "claude-haiku-4-5", "max_tokens": 5, "metadata": {"user_id": "u"}},
         contract={},
     )
     first = prompt.render({})

@@ -7,6 +7,7 @@ import json
 import math
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,8 @@ from registry import (
     ValidationError,
 )
 from registry.models.runs import FeedbackRow, RunRow
+from registry.prices import Usage, cost_usd
 from registry.runner import RetryPolicy, RunResult, cost_report
-from registry.runner.pricing import Usage, cost_usd
 from registry.testing import FakeAnthropic, Reply
 from tests.conftest import simple_version
 
@@ -431,7 +432,12 @@ def test_feedback_is_attached_to_a_run_and_validated(reg: Registry, api: FakeAnt
 # -- costs -------------------------------------------------------------------------------------
 
 
-def test_cost_report_groups_spend_tokens_and_runs(reg: Registry, api: FakeAnthropic) -> None:
+def test_cost_report_groups_spend_tokens_and_runs(
+    reg: Registry, api: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("claude-unknown-9: {input: 1, output: 1}\n")
+    monkeypatch.setenv("REGISTRY_PRICES_FILE", str(prices))
     make_prompt(reg, name="qa")
     make_prompt(reg, name="cheap", settings={"model": "claude-haiku-4-5", "max_tokens": 100})
     make_prompt(reg, name="mystery", settings={"model": "claude-unknown-9", "max_tokens": 100})
@@ -445,7 +451,9 @@ def test_cost_report_groups_spend_tokens_and_runs(reg: Registry, api: FakeAnthro
     reg.run("qa", {"question": "2"})
     reg.run("cheap", {"question": "3"})
     mystery = reg.run("mystery", {"question": "4"})
-    assert mystery.cost_usd is None
+    assert mystery.cost_usd == pytest.approx(20 / 1e6)
+    with reg.db.engine.begin() as conn:  # as logged before every model had a price
+        conn.execute(sa.update(RunRow).where(RunRow.id == mystery.run_id).values(cost_usd=None))
 
     by_prompt = {line.key: line for line in cost_report(reg.db, by="prompt")}
     assert by_prompt["qa"].runs == 2

@@ -1,10 +1,9 @@
-"""Pure parts of the runner: prices, JSON extraction and validation, retry policy, error
+"""Pure parts of the runner: JSON extraction and validation, retry policy, error
 classification, the rate limiter, run options, request building, and the SDK's signature."""
 
 from __future__ import annotations
 
 import inspect
-import logging
 import threading
 import time
 from typing import Any
@@ -16,7 +15,6 @@ import pytest
 from registry import RateLimited, ValidationError
 from registry.model_settings import REQUEST_ONLY_PARAMS, SAMPLING_PARAMS, settings_fields
 from registry.runner.options import RunOptions
-from registry.runner.pricing import MODELS, Usage, cost_usd, model_info, supports_structured_output
 from registry.runner.ratelimit import ModelLimits, RateLimiter, parse_limits
 from registry.runner.request import must_stream, native_schema, request_hash
 from registry.runner.retry import Failure, RetryPolicy, classify, refused_parameter
@@ -34,47 +32,6 @@ def test_version_settings_match_the_installed_sdk_signature() -> None:
         f"{params - settings - REQUEST_ONLY_PARAMS}"
     )
     assert not set(SAMPLING_PARAMS) & params  # they must travel in extra_body
-
-
-# -- prices ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("model", "usage", "expected"),
-    [
-        ("claude-opus-4-8", Usage(1_000_000, 1_000_000), 30.0),
-        ("claude-sonnet-4-6", Usage(1_000_000, 0), 3.0),
-        ("claude-haiku-4-5", Usage(0, 1_000_000), 5.0),
-        ("claude-sonnet-4-6", Usage(0, 0, cache_read_input_tokens=1_000_000), 0.3),
-        ("claude-sonnet-4-6", Usage(0, 0, cache_creation_input_tokens=1_000_000), 3.75),
-        (
-            "claude-sonnet-4-6",
-            Usage(0, 0, cache_creation_input_tokens=1_000_000, cache_creation_1h_tokens=1_000_000),
-            6.0,
-        ),
-        ("claude-fable-5", Usage(0, 0, cache_read_input_tokens=1_000_000), 1.0),
-        ("claude-fable-5-1", Usage(0, 0, cache_read_input_tokens=1_000_000), 0.25),
-        ("claude-fable-5-1", Usage(1_000_000, 1_000_000), 60.0),
-        ("claude-sonnet-4-6-20260101", Usage(1_000_000, 0), 3.0),
-    ],
-)
-def test_cost_follows_the_price_table(model: str, usage: Usage, expected: float) -> None:
-    assert cost_usd(model, usage) == pytest.approx(expected)
-
-
-def test_dated_snapshots_use_the_longest_matching_entry() -> None:
-    assert model_info("claude-fable-5-1-20270101") is MODELS["claude-fable-5-1"]
-    assert model_info("claude-fable-5-20270101") is MODELS["claude-fable-5"]
-    assert model_info("claude-fable-55") is None
-
-
-def test_unknown_model_costs_none_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="registry.runner.pricing"):
-        assert cost_usd("claude-from-the-future", Usage(10, 10)) is None
-        assert cost_usd("claude-from-the-future", Usage(10, 10)) is None
-    assert len([r for r in caplog.records if "claude-from-the-future" in r.message]) == 1
-    assert not supports_structured_output("claude-from-the-future")
-    assert supports_structured_output("claude-sonnet-4-6")
 
 
 # -- structured output -------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_import_refuses_a_bad_file_and_writes_nothing(sqlite_reg: Registry, tmp_
                     {
                         "version": 1,
                         "messages": [{"role": "user", "content": "hi"}],
-                        "settings": {"model": "m", "max_tokens": 5},
+                        "settings": {"model": "claude-haiku-4-5", "max_tokens": 5},
                     }
                 ],
             },
@@ -73,7 +73,7 @@ def test_import_refuses_a_bad_file_and_writes_nothing(sqlite_reg: Registry, tmp_
                     {
                         "version": 1,
                         "messages": [{"role": "user", "content": "{{ x"}],
-                        "settings": {"model": "m", "max_tokens": 5},
+                        "settings": {"model": "claude-haiku-4-5", "max_tokens": 5},
                     }
                 ],
             },
@@ -178,7 +178,7 @@ def test_import_refuses_a_label_on_a_missing_version(sqlite_reg: Registry) -> No
                     {
                         "version": 1,
                         "messages": [{"role": "user", "content": "hi"}],
-                        "settings": {"model": "m", "max_tokens": 5},
+                        "settings": {"model": "claude-haiku-4-5", "max_tokens": 5},
                     }
                 ],
             }

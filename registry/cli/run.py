@@ -1,4 +1,5 @@
-"""Runner commands: ``run`` (call a prompt, optionally streamed) and ``costs`` (spend report)."""
+"""Runner commands: ``run`` (call a prompt, optionally streamed), ``costs`` (spend report) and
+``prices`` (the price table in force)."""
 
 from __future__ import annotations
 
@@ -167,10 +168,47 @@ def costs_command(
     )
 
 
+@click.command("prices")
+@click.argument("models", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def prices_command(models: tuple[str, ...], as_json: bool) -> None:
+    """The price table in force (USD per million tokens): the shipped table plus
+    REGISTRY_PRICES_FILE. With MODELS, the price each of them is charged (exit status 1 if one
+    has none)."""
+    from ..prices import PRICE_KEYS, price_table
+
+    table = price_table()
+    if models:
+        prices = [table.require(model) for model in models]
+        names = list(models)
+    else:
+        prices = [table.prices[name] for name in sorted(table.prices)]
+        names = [p.model for p in prices]
+    if as_json:
+        print_json(
+            [
+                {**p.to_dict(), "model": name, "priced_as": p.model}
+                for name, p in zip(names, prices, strict=True)
+            ]
+        )
+        return
+    headers = ("model", *PRICE_KEYS, "from")
+    print_table(
+        headers,
+        [
+            (name, *(f"{getattr(p, key):g}" for key in PRICE_KEYS), p.source)
+            for name, p in zip(names, prices, strict=True)
+        ],
+        title="USD per million tokens",
+        right=PRICE_KEYS,
+    )
+
+
 def register(group: click.Group) -> None:
-    """Add ``run`` and ``costs`` to the main command group."""
+    """Add ``run``, ``costs`` and ``prices`` to the main command group."""
     group.add_command(run_command)
     group.add_command(costs_command)
+    group.add_command(prices_command)
 
 
-__all__ = ["costs_command", "parse_since", "register", "run_command"]
+__all__ = ["costs_command", "parse_since", "prices_command", "register", "run_command"]

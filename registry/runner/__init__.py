@@ -12,18 +12,17 @@ Loaded lazily by ``Registry.run`` / ``Registry.stream`` (it imports the ``anthro
 
 from __future__ import annotations
 
+from ..prices import ModelPrice, Usage, cost_usd, price_of
 from ..run_result import RunResult
-from .pricing import MODELS, ModelInfo, Usage, cost_usd
 from .ratelimit import ModelLimits, RateLimiter
 from .retry import RetryPolicy
 from .runlog import CostLine, cost_report
 from .runner import Runner, StreamResult, runner_of
 
 __all__ = [
-    "MODELS",
     "CostLine",
-    "ModelInfo",
     "ModelLimits",
+    "ModelPrice",
     "RateLimiter",
     "RetryPolicy",
     "RunResult",
@@ -32,5 +31,6 @@ __all__ = [
     "Usage",
     "cost_report",
     "cost_usd",
+    "price_of",
     "runner_of",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from .pricing import Usage
+from ..prices import Usage
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ try:
 except ImportError:  # pragma: no cover - moved in a future SDK
     _MODEL_NONSTREAMING_TOKENS = {}
 
+from ..prices import supports_structured_output
 from ..rendering import Rendered
 from ..versions import PromptVersion, canonical_json
-from .pricing import supports_structured_output
 
 logger = logging.getLogger(__name__)
 

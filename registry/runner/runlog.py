@@ -17,8 +17,8 @@ from ..db import Database
 from ..errors import NotFound, ValidationError
 from ..models.base import utcnow
 from ..models.runs import FeedbackRow, RunRow
+from ..prices import Usage
 from ..run_result import RunResult
-from .pricing import Usage
 
 _R = RunRow.__table__
 _F = FeedbackRow.__table__

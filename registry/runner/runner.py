@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..models.base import utcnow
 from ..names import DEFAULT_LABEL
+from ..prices import Usage, cost_usd, price_of
 from ..run_result import RunResult
 from ..service import RegistryService
 from ..versions import PromptVersion
@@ -39,7 +40,6 @@ from . import api
 from .budget import DailyBudget
 from .cache import DatabaseCache, RedisCache, ResponseCache
 from .options import RunOptions, cached_prompts, default_timeout
-from .pricing import Usage, cost_usd
 from .ratelimit import ModelLimits, RateLimiter, parse_limits
 from .request import (
     build_request,
@@ -329,6 +329,8 @@ class Runner:
             record.variables = json_safe(v.compiled().contract.redact(rendered.variables))
             request = build_request(v, rendered)
             call.request = request
+            # UnpricedModel before any request: no run is ever logged without a cost
+            price_of(str(request["model"]))
             record.params = request_params(request)
             record.input_hash = request_hash(request)
             call.client = self._client()
