@@ -88,6 +88,21 @@ class SecurityError(RenderError):
     type = "sandbox_violation"
 
 
+class RenderLimitExceeded(RenderError):
+    """A render went over one of its bounds (output size, value size, steps, integer size, time).
+
+    ``limit`` names the environment variable that sets the bound and ``maximum`` its value, so
+    the message can say how to raise it.
+    """
+
+    type = "render_limit_exceeded"
+
+    def __init__(self, message: str, *, limit: str = "", maximum: int = 0, **details: Any) -> None:
+        super().__init__(message, limit=limit, maximum=maximum, **details)
+        self.limit = limit
+        self.maximum = maximum
+
+
 class ConflictError(RegistryError):
     """A compare-and-set lost a race (``expected_version`` did not match) or a uniqueness clash."""
 
@@ -270,6 +285,7 @@ __all__ = [
     "RateLimited",
     "RegistryError",
     "RenderError",
+    "RenderLimitExceeded",
     "RunError",
     "RunTimeout",
     "SchemaError",

@@ -14,7 +14,6 @@ callback the registry provides, so this module never touches storage.
 from __future__ import annotations
 
 import copy
-import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,13 +22,18 @@ from typing import Any
 import jinja2
 from jinja2 import StrictUndefined, meta, nodes
 from jinja2.exceptions import SecurityError as SandboxViolation
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .contract import CompiledContract
-from .errors import RenderError, SecurityError, TemplateSyntaxError, ValidationError
+from .errors import (
+    RenderError,
+    RenderLimitExceeded,
+    SecurityError,
+    TemplateSyntaxError,
+    ValidationError,
+)
+from .render_limits import RenderLimits, open_budget
+from .sandbox import PromptSandbox, find_variables, render_template
 
-#: largest string or list a template may build with ``*`` (guards memory)
-MAX_REPEAT_RESULT = 1_000_000
 #: largest template source accepted, in characters
 MAX_TEMPLATE_CHARS = 200_000
 #: how deep includes may nest
@@ -65,35 +69,6 @@ class IncludeRef:
         return f"{self.name}@{self.version if self.version is not None else self.label}"
 
 
-class PromptSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox every template runs in.
-
-    On top of Jinja's immutable sandbox (no attribute starting with ``_``, no mutation of
-    lists and dicts, safe ``str.format``), it bounds ``*`` and ``**`` so a template cannot
-    allocate gigabytes, and it drops ``lipsum`` from the globals.
-    """
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "*":
-            for seq, n in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(n, int)
-                    and len(seq) * max(n, 0) > MAX_REPEAT_RESULT
-                ):
-                    raise SandboxViolation(
-                        f"the result of '*' would exceed {MAX_REPEAT_RESULT} items"
-                    )
-            return operator.mul(left, right)
-        if operator_ == "**":
-            if isinstance(right, int | float) and abs(right) > 100:
-                raise SandboxViolation("exponents above 100 are not allowed")
-            return operator.pow(left, right)
-        return super().call_binop(context, operator_, left, right)
-
-
 IncludeResolver = Callable[[IncludeRef], tuple[str, Callable[[], bool]]]
 
 
@@ -114,9 +89,14 @@ class _RegistryLoader(jinja2.BaseLoader):
         return source, None, uptodate
 
 
-def make_environment(resolve: IncludeResolver | None = None) -> PromptSandbox:
-    """A sandboxed environment; ``resolve`` turns an include reference into its source."""
-    env = PromptSandbox(
+def make_environment(
+    resolve: IncludeResolver | None = None, *, limits: RenderLimits | None = None
+) -> PromptSandbox:
+    """A sandboxed, bounded environment; ``resolve`` turns an include reference into its source.
+
+    ``limits`` default to :meth:`RenderLimits.from_env` (the ``REGISTRY_RENDER_*`` variables).
+    """
+    return PromptSandbox(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -125,12 +105,11 @@ def make_environment(resolve: IncludeResolver | None = None) -> PromptSandbox:
         loader=_RegistryLoader(resolve),
         auto_reload=True,
         cache_size=1000,
+        limits=limits,
     )
-    env.globals.pop("lipsum", None)
-    return env
 
 
-_CHECK_ENV = make_environment()
+_CHECK_ENV = make_environment(limits=RenderLimits())
 _GLOBAL_NAMES = frozenset(_CHECK_ENV.globals)
 
 
@@ -173,7 +152,7 @@ def analyze(source: str, where: str) -> TemplateInfo:
             f"{where}: only {{% include %}} is supported for composition", field=where
         )
     _refuse_private_access(ast, where)
-    used = frozenset(meta.find_undeclared_variables(ast)) - _GLOBAL_NAMES
+    used = frozenset(find_variables(ast)) - _GLOBAL_NAMES
     return TemplateInfo(variables=used, includes=tuple(includes))
 
 
@@ -252,11 +231,11 @@ class Rendered:
 class CompiledPrompt:
     """The templates of one immutable version, compiled once and rendered many times."""
 
-    __slots__ = ("_messages", "_system", "contract", "name", "settings", "version")
+    __slots__ = ("_limits", "_messages", "_system", "contract", "name", "settings", "version")
 
     def __init__(
         self,
-        env: jinja2.Environment,
+        env: PromptSandbox,
         *,
         name: str,
         version: int,
@@ -269,6 +248,7 @@ class CompiledPrompt:
         self.version = version
         self.settings = settings
         self.contract = CompiledContract(contract)
+        self._limits = env.limits
         try:
             self._system = env.from_string(system) if system else None
             self._messages = [(m["role"], env.from_string(m["content"])) for m in messages]
@@ -277,30 +257,44 @@ class CompiledPrompt:
                 f"{name} v{version}, line {exc.lineno}: {exc.message}"
             ) from None
 
-    def render(self, values: Mapping[str, Any]) -> Rendered:
-        """Check ``values`` against the contract, then render system and messages."""
+    def render(self, values: Mapping[str, Any], *, limits: RenderLimits | None = None) -> Rendered:
+        """Check ``values`` against the contract, then render system and messages.
+
+        The whole render (system and every message) runs under one budget: ``limits``, or
+        the environment's (``REGISTRY_RENDER_*``). Over a bound: ``RenderLimitExceeded``.
+        """
         checked = self.contract.check(values)
+        where = f"{self.name} v{self.version}"
         try:
-            system = self._system.render(checked) if self._system is not None else None
-            messages = [{"role": role, "content": t.render(checked)} for role, t in self._messages]
+            with open_budget(limits or self._limits, checked) as budget:
+                system = (
+                    render_template(self._system, checked, budget)
+                    if self._system is not None
+                    else None
+                )
+                messages = [
+                    {"role": role, "content": render_template(t, checked, budget)}
+                    for role, t in self._messages
+                ]
+        except RenderLimitExceeded as exc:
+            raise RenderLimitExceeded(
+                f"{where}: {exc.message}", limit=exc.limit, maximum=exc.maximum
+            ) from None
         except RenderError:
             raise
         except SandboxViolation as exc:
-            raise SecurityError(
-                f"{self.name} v{self.version}: blocked by the sandbox: {exc}"
-            ) from None
+            raise SecurityError(f"{where}: blocked by the sandbox: {exc}") from None
         except jinja2.UndefinedError as exc:
-            raise RenderError(f"{self.name} v{self.version}: {exc.message}") from None
+            raise RenderError(f"{where}: {exc.message}") from None
         except jinja2.TemplateNotFound as exc:
-            raise RenderError(
-                f"{self.name} v{self.version}: included prompt {exc.name!r} was not found"
-            ) from None
+            raise RenderError(f"{where}: included prompt {exc.name!r} was not found") from None
         except RecursionError:
             raise RenderError(
-                f"{self.name} v{self.version}: includes nest too deeply (a cycle?)"
+                f"{where}: nesting too deep (a macro calling itself, includes in a cycle, or "
+                "a value nested too deeply?)"
             ) from None
         except Exception as exc:  # a template error at render time, e.g. 1/0 or a bad filter
-            raise RenderError(f"{self.name} v{self.version}: {type(exc).__name__}: {exc}") from None
+            raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
         return Rendered(
             name=self.name,
             version=self.version,
