@@ -123,7 +123,7 @@ def error_from_response(status: int, body: Any) -> RegistryError:
     if cls is None:
         cls = _BY_STATUS.get(status, RunError if status in (429, 502, 504) else RegistryError)
     kwargs: dict[str, Any] = {}
-    for name in ("field", "variable", "run_id", "retry_after", "retryable"):
+    for name in ("field", "variable", "run_id", "retry_after", "retryable", "limit", "maximum"):
         if detail.get(name) is not None:
             kwargs[name] = detail[name]
     try:

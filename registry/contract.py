@@ -101,3 +101,25 @@ class CompiledContract:
     def redact(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of the values with every sensitive variable replaced by ``"[redacted]"``."""
         return {k: ("[redacted]" if k in self.sensitive else v) for k, v in values.items()}
+
+
+#: a value of each contract type, for renders that have no real values (previews, save checks)
+PLACEHOLDERS: dict[str, Any] = {
+    "string": "example",
+    "integer": 1,
+    "number": 1.5,
+    "boolean": True,
+    "array": ["example"],
+    "object": {"key": "example"},
+}
+
+
+def placeholder_values(contract: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Values of the right type for every required variable (declared defaults where set)."""
+    out: dict[str, Any] = {}
+    for name, spec in contract.items():
+        if spec.get("default") is not None:
+            out[name] = spec["default"]
+        elif spec.get("required", True):
+            out[name] = PLACEHOLDERS.get(spec.get("type", "string"), "example")
+    return out

@@ -16,6 +16,8 @@ hook                   called                                  may
 ``run_listeners``      after a run's row is written            react (guardrails, metrics)
 ``serving_policies``   by ``get(name, unit_id=...)`` before    return the version to serve, or
                        the label is resolved                   None to let the label apply
+``render_samples``     by a save's dry render (before it       give ``(case, variables)`` the
+                       writes anything)                        new version is rendered with
 ``closers``            by ``Registry.close()``, in order       release threads and connections
 =====================  ======================================  ==================================
 
@@ -26,8 +28,8 @@ guards' errors abort the move.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .labels import LabelGuard
 
@@ -47,6 +49,9 @@ VersionListener: TypeAlias = "Callable[[PromptVersion], None]"
 RunListener: TypeAlias = "Callable[[RunResult], None]"
 #: ``(prompt, unit_id, label)`` -> the version to serve that unit, or None (the label applies)
 ServingPolicy: TypeAlias = "Callable[[str, str, str | None], PromptVersion | None]"
+#: prompt -> ``(case, variables)`` a new version of it is dry-rendered with at save, besides
+#: its contract's defaults (the regression suites give the prompt's test cases)
+RenderSamples: TypeAlias = Callable[[str], Iterable[tuple[str, Mapping[str, Any]]]]
 
 
 class Hooks:
@@ -56,6 +61,7 @@ class Hooks:
         "closers",
         "label_guards",
         "label_listeners",
+        "render_samples",
         "run_listeners",
         "serving_policies",
         "version_listeners",
@@ -67,6 +73,7 @@ class Hooks:
         self.version_listeners: list[VersionListener] = []
         self.run_listeners: list[RunListener] = []
         self.serving_policies: list[ServingPolicy] = []
+        self.render_samples: list[RenderSamples] = []
         self.closers: list[Callable[[], None]] = []
 
     def labels_dropped(self, name: str, label: str | None) -> None:
@@ -106,6 +113,7 @@ __all__ = [
     "Hooks",
     "LabelGuard",
     "LabelListener",
+    "RenderSamples",
     "RunListener",
     "ServingPolicy",
     "VersionListener",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import SuiteGateError, ValidationError
 from .model_settings import describe_pydantic_error
+from .versions import case_samples, validate_content
 
 if TYPE_CHECKING:
     from .service import RegistryService
@@ -69,6 +70,14 @@ def save_prompt_file(
     except LookupError:
         before = 0
     labels = list(pf.labels)
+    content = validate_content(
+        system=pf.system,
+        messages=pf.messages,
+        settings=pf.settings,
+        variables=pf.variables,
+        output_schema=pf.output_schema,
+    )
+    reg.check_render(pf.name, content, pending_cases=case_samples(pf.tests))
     while True:
         try:
             version = reg.create_version(

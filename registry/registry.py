@@ -5,7 +5,8 @@
 ``__init__``, here and nowhere else:
 
 - label moves announced to every process (PostgreSQL ``LISTEN``/``NOTIFY``, :mod:`registry.notify`);
-- the promotion gate of the regression suites (a label guard, :mod:`registry.suites.gate`);
+- the promotion gate of the regression suites (a label guard, :mod:`registry.suites.gate`),
+  and their test cases as what a save dry-renders a new version with (render samples);
 - A/B experiments (a serving policy, :mod:`registry.experiments.serving`, whose runtime adds
   its guardrail run listener when it starts);
 - running prompts (:mod:`registry.runner`), import/export (:mod:`registry.transfer`) and
@@ -63,6 +64,7 @@ class Registry(RegistryService):
 
             install_notifier(self)  # label guard + label listener: moves reach every process
         self.hooks.label_guards.append(self._suite_gate)
+        self.hooks.render_samples.append(self._test_cases)
         self.hooks.serving_policies.append(self._experiment_variant)
         self.hooks.run_listeners.append(self._guardrails)
 
@@ -72,6 +74,13 @@ class Registry(RegistryService):
         from .suites.gate import gate
 
         gate(self, session, move)
+
+    def _test_cases(self, name: str) -> list[tuple[str, Mapping[str, Any]]]:
+        """Render samples: a save dry-renders the new version with each of the prompt's cases."""
+        # lazy for cold start: the suites load on the first save
+        from .suites.cases import case_variables
+
+        return case_variables(self, name)
 
     def _experiment_variant(
         self, name: str, unit_id: str, label: str | None

@@ -303,3 +303,20 @@ class CompiledPrompt:
             settings=dict(self.settings),  # a caller may change it; the cached version stays as is
             variables=checked,
         )
+
+
+__all__ = [
+    "DEFAULT_INCLUDE_LABEL",
+    "MAX_INCLUDE_DEPTH",
+    "MAX_TEMPLATE_CHARS",
+    "CompiledPrompt",
+    "IncludeRef",
+    "IncludeResolver",
+    "PromptSandbox",
+    "RenderLimits",
+    "Rendered",
+    "TemplateInfo",
+    "analyze",
+    "include_source",
+    "make_environment",
+]

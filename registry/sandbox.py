@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import update_wrapper
 from itertools import islice
 from operator import add as operator_add
@@ -585,7 +585,7 @@ def _filter_batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -
     return do_batch(value, linecount, fill_with)
 
 
-def _filter_slice(value: Iterable[Any], slices: int, fill_with: Any = None) -> Iterator[Any]:
+def _filter_slice(value: Collection[Any], slices: int, fill_with: Any = None) -> Iterator[Any]:
     budget = current()
     if isinstance(slices, int) and slices > budget.max_steps:
         budget.too_many_steps()

@@ -22,8 +22,9 @@ from .labels import LabelEvent, Release
 from .listing import Prompt
 from .names import DEFAULT_LABEL
 from .reading import Reader
+from .render_limits import RenderLimits
 from .rendering import Rendered
-from .versions import PromptVersion
+from .versions import PromptVersion, VersionContent
 
 if TYPE_CHECKING:
     from .diff import VersionDiff
@@ -230,6 +231,30 @@ class RegistryService:
             created_at=created_at,
             check_includes=check_includes,
         )
+
+    def check_render(
+        self,
+        name: str,
+        content: VersionContent,
+        *,
+        pending_cases: Iterable[tuple[str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """Dry-render unsaved content as a save does; ``RenderLimitExceeded`` names the case.
+
+        Renders once with the contract's defaults (typed placeholders for required variables
+        without one) and once with each test case the ``render_samples`` hooks give for the
+        prompt (its regression cases), updated by ``pending_cases``: ``(name, variables)``
+        about to be saved with the content, such as a prompt file's ``tests:``. Each render
+        runs under :attr:`render_limits` with a deadline of at most
+        ``SAVE_RENDER_TIMEOUT_MS``, so even a template that would never finish is refused fast.
+        ``create_version`` calls it; seeds and imports call it before writing anything.
+        """
+        self.writes.check_render(name, content, pending_cases=pending_cases)
+
+    @property
+    def render_limits(self) -> RenderLimits:
+        """The bounds every render of this registry runs under (``REGISTRY_RENDER_*``)."""
+        return self.reads.env.limits
 
     def set_label(
         self,

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import ValidationError
 from .labels import MoveRequest, move_labels
 from .model_settings import describe_pydantic_error
-from .versions import VersionContent, validate_content
+from .versions import VersionContent, case_samples, validate_content
 
 if TYPE_CHECKING:
     from .service import RegistryService
@@ -165,6 +165,9 @@ def import_registry(
                 )
             except ValidationError as exc:
                 raise ValidationError(f"{p.name} v{v.version}: {exc.message}") from None
+            reg.check_render(
+                p.name, contents[(p.name, v.version)], pending_cases=case_samples(p.tests)
+            )
         numbers = {v.version for v in p.versions}
         for lbl, n in p.labels.items():
             if n not in numbers:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .errors import ValidationError
+from .contract import placeholder_values
+from .errors import RegistryError, RenderLimitExceeded, ValidationError
+from .render_limits import RenderLimits
 from .rendering import CompiledPrompt, IncludeRef, Rendered, TemplateInfo, analyze
 from .text import has_lone_surrogate
 
@@ -18,6 +20,9 @@ ROLES = ("user", "assistant")
 MAX_MESSAGES = 200
 MAX_COMMIT_MESSAGE = 10_000
 MAX_AUTHOR = 200
+#: deadline of the dry render at save, in ms (at most REGISTRY_RENDER_TIMEOUT_MS): a save
+#: answers fast even for a template that would never finish
+SAVE_RENDER_TIMEOUT_MS = 250
 
 
 #: why a string holding half of a UTF-16 surrogate pair is refused
@@ -192,6 +197,54 @@ def validate_content(
             variables=undeclared,
         )
     return content
+
+
+def case_samples(tests: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(name, variables)`` of the well-formed entries of a prompt file's ``tests:`` list."""
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    for test in tests:
+        if isinstance(test, Mapping) and isinstance(test.get("variables") or {}, Mapping):
+            out.append((str(test.get("name", "")), test.get("variables") or {}))
+    return out
+
+
+def render_samples(
+    contract: Mapping[str, Mapping[str, Any]], cases: Iterable[tuple[str, Mapping[str, Any]]]
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """What a save renders with: the contract's defaults and placeholders, then each case."""
+    samples: list[tuple[str, Mapping[str, Any]]] = [
+        ("the contract's defaults and placeholder values", placeholder_values(contract))
+    ]
+    samples += [(f"test case {case!r}", dict(values)) for case, values in cases]
+    return samples
+
+
+def dry_render(
+    compiled: CompiledPrompt,
+    samples: Iterable[tuple[str, Mapping[str, Any]]],
+    limits: RenderLimits,
+) -> None:
+    """Render unsaved content once per sample; refuse it when a render goes over a limit.
+
+    Raises ``RenderLimitExceeded`` naming the sample (for example ``test case 'q2'``). Other
+    render errors are the samples' business (placeholders cannot satisfy every template;
+    a failing test case is reported by its suite), so they are ignored here.
+    """
+    limits = limits.with_timeout(min(limits.timeout_ms, SAVE_RENDER_TIMEOUT_MS))
+    prefix = f"{compiled.name} v{compiled.version}: "
+    for what, values in samples:
+        try:
+            compiled.render(values, limits=limits)
+        except RenderLimitExceeded as exc:
+            raise RenderLimitExceeded(
+                f"{compiled.name}: not saved: rendering it with {what} goes over a limit: "
+                + exc.message.removeprefix(prefix),
+                limit=exc.limit,
+                maximum=exc.maximum,
+                sample=what,
+            ) from None
+        except RegistryError:
+            continue
 
 
 class PromptVersion:

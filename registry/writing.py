@@ -34,8 +34,16 @@ from .labels import (
 from .models import LabelRow, PromptRow, VersionRow
 from .names import DEFAULT_LABEL, check_label_name, check_prompt_name
 from .reading import Reader
+from .rendering import CompiledPrompt
 from .tables import utcnow
-from .versions import PromptVersion, check_commit_fields, validate_content
+from .versions import (
+    PromptVersion,
+    VersionContent,
+    check_commit_fields,
+    dry_render,
+    render_samples,
+    validate_content,
+)
 
 
 class Writer:
@@ -91,6 +99,7 @@ class Writer:
                 + " that this prompt's contract does not declare",
                 field="variables",
             )
+        self.check_render(name, content)
         digest = content.content_hash()
         with self.db.transaction() as s:
             prompt = self._lock_or_create_prompt(s, name)
@@ -148,6 +157,31 @@ class Writer:
         if created:
             self.hooks.version_created(result)
         return result
+
+    def check_render(
+        self,
+        name: str,
+        content: VersionContent,
+        *,
+        pending_cases: Iterable[tuple[str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """See :meth:`registry.service.RegistryService.check_render`."""
+        compiled = CompiledPrompt(
+            self.reader.env,
+            name=name,
+            version=0,
+            system=content.system,
+            messages=content.messages,
+            settings=content.settings,
+            contract=content.variables,
+        )
+        cases: dict[str, Mapping[str, Any]] = {}
+        for samples in self.hooks.render_samples:
+            cases.update(samples(name))
+        cases.update(pending_cases)
+        dry_render(
+            compiled, render_samples(content.variables, cases.items()), self.reader.env.limits
+        )
 
     def _lock_or_create_prompt(self, s: Session, name: str) -> PromptRow:
         row = s.scalars(

@@ -188,6 +188,18 @@ def list_cases(reg: RegistryService, name: str) -> list[Case]:
         return [_to_case(r, name) for r in _case_rows(s, prompt_id)]
 
 
+def case_variables(reg: RegistryService, name: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(case, variables)`` of a prompt's test cases in suite order ([] for a new prompt)."""
+    query = (
+        sa.select(SuiteCaseRow.name, SuiteCaseRow.variables)
+        .join(PromptRow, PromptRow.id == SuiteCaseRow.prompt_id)
+        .where(PromptRow.name == name)
+        .order_by(SuiteCaseRow.position, SuiteCaseRow.id)
+    )
+    with reg.db.snapshot() as s:
+        return [(row[0], row[1] or {}) for row in s.execute(query)]
+
+
 def count_cases(session: Session, prompt_id: int) -> int:
     """How many test cases a prompt has (inside the caller's session)."""
     return int(
@@ -398,6 +410,7 @@ __all__ = [
     "Case",
     "CaseSpec",
     "case_counts",
+    "case_variables",
     "cases_fingerprint",
     "check_case_name",
     "count_cases",

@@ -14,7 +14,14 @@ from typing import Any
 
 import yaml
 
-from ...errors import RegistryError, RenderError, SecurityError, ValidationError
+from ...contract import placeholder_values
+from ...errors import (
+    RegistryError,
+    RenderError,
+    RenderLimitExceeded,
+    SecurityError,
+    ValidationError,
+)
 from ...registry import Registry
 from ...rendering import (
     CompiledPrompt,
@@ -26,7 +33,7 @@ from ...rendering import (
 )
 from ...suites import list_cases
 from ...text import has_lone_surrogate
-from ...versions import PromptVersion
+from ...versions import SAVE_RENDER_TIMEOUT_MS, PromptVersion
 
 #: form areas an error can be shown next to
 AREAS = ("name", "system", "messages", "settings", "variables", "output_schema", "message", "tags")
@@ -226,30 +233,12 @@ def area_of(exc: RegistryError) -> str:
     return "form"
 
 
-def placeholder_values(contract: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Values of the right type for every required variable (declared defaults where set)."""
-    samples = {
-        "string": "example",
-        "integer": 1,
-        "number": 1.5,
-        "boolean": True,
-        "array": ["example"],
-        "object": {"key": "example"},
-    }
-    out: dict[str, Any] = {}
-    for name, spec in contract.items():
-        if spec.get("default") is not None:
-            out[name] = spec["default"]
-        elif spec.get("required", True):
-            out[name] = samples.get(spec.get("type", "string"), "example")
-    return out
-
-
 def sandbox_check(reg: Registry, name: str, content: Mapping[str, Any]) -> tuple[str, str] | None:
     """Render each unsaved template once with placeholder values.
 
-    Returns ``(form area, message)`` for the first sandbox violation, else None. Other
-    render errors depend on the values and are the preview's business.
+    Returns ``(form area, message)`` for the first sandbox violation or render limit, else
+    None. Other render errors depend on the values and are the preview's business. Renders
+    run under the registry's limits with the save's short deadline.
     """
 
     def resolve(ref: IncludeRef) -> tuple[str, Any]:
@@ -260,7 +249,9 @@ def sandbox_check(reg: Registry, name: str, content: Mapping[str, Any]) -> tuple
         )
         return include_source(target.system, target.messages), lambda: False
 
-    env = make_environment(resolve)
+    limits = reg.render_limits
+    env = make_environment(resolve, limits=limits)
+    limits = limits.with_timeout(min(limits.timeout_ms, SAVE_RENDER_TIMEOUT_MS))
     contract = dict(content.get("variables") or {})
     values = placeholder_values(contract)
     sources: list[tuple[str, str | None, list[dict[str, str]]]] = []
@@ -278,9 +269,11 @@ def sandbox_check(reg: Registry, name: str, content: Mapping[str, Any]) -> tuple
                 messages=messages,
                 settings={},
                 contract=contract,
-            ).render(values)
+            ).render(values, limits=limits)
         except SecurityError as exc:
-            return area, exc.message.replace(f"{name} v0: ", "")
+            return area, "sandbox violation: " + exc.message.replace(f"{name} v0: ", "")
+        except RenderLimitExceeded as exc:
+            return area, "over a render limit: " + exc.message.replace(f"{name} v0: ", "")
         except RegistryError:
             continue
     return None

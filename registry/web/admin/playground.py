@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Response, request, stream_with_context
 
+from ...contract import placeholder_values
 from ...errors import RegistryError
 from ...text import has_lone_surrogate
 from .. import get_registry
@@ -84,7 +85,7 @@ class PlaygroundView(ProtectedView):
             else:
                 v = reg.get(name, version=version)
                 variables_text = json.dumps(
-                    editing.placeholder_values(v.variables), indent=2, ensure_ascii=False
+                    placeholder_values(v.variables), indent=2, ensure_ascii=False
                 )
         return self.render(
             "admin_ui/playground.html",

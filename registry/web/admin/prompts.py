@@ -14,6 +14,7 @@ from typing import Any
 from flask import flash, make_response, redirect, request, url_for
 
 from ... import config
+from ...contract import placeholder_values
 from ...errors import NotFound, RegistryError, ValidationError
 from ...suites import promotion_status
 from ...versions import PromptVersion, validate_content
@@ -128,7 +129,7 @@ class PromptsView(ProtectedView):
             variables_text = json.dumps(cases[0][1], indent=2, ensure_ascii=False)
         else:
             variables_text = json.dumps(
-                editing.placeholder_values(v.variables), indent=2, ensure_ascii=False
+                placeholder_values(v.variables), indent=2, ensure_ascii=False
             )
         values, error = editing.parse_variables(variables_text)
         rendered = None
@@ -271,7 +272,7 @@ class PromptsView(ProtectedView):
             else:
                 blocked = editing.sandbox_check(reg, name, kwargs)
                 if blocked:
-                    form.error(blocked[0], f"sandbox violation: {blocked[1]}")
+                    form.error(*blocked)
         if not form.message:
             form.error("message", "describe your change in a commit message")
         if form.has_errors or kwargs is None:

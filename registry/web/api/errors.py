@@ -12,7 +12,7 @@ from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
 from ...db import database_error
-from ...errors import AuthenticationError, RegistryError, ValidationError
+from ...errors import AuthenticationError, RegistryError, RenderLimitExceeded, ValidationError
 
 log = logging.getLogger("registry.api")
 
@@ -41,6 +41,9 @@ def error_body(exc: RegistryError) -> dict[str, Any]:
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float):
         body["retry_after"] = float(retry_after)
+    if isinstance(exc, RenderLimitExceeded):
+        body["limit"] = exc.limit
+        body["maximum"] = exc.maximum
     return body
 
 

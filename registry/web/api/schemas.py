@@ -276,6 +276,10 @@ class ErrorDetail(_Response):
     variable: str | None = Field(None, description="The template variable at fault.")
     run_id: str | None = Field(None, description="The run that failed (its row is kept).")
     retry_after: float | None = Field(None, description="Seconds to wait before retrying.")
+    limit: str | None = Field(
+        None, description="The render limit exceeded: the environment variable that sets it."
+    )
+    maximum: int | None = Field(None, description="The value of that render limit.")
 
 
 class ErrorOut(_Response):
