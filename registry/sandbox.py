@@ -525,7 +525,9 @@ _LAZY = frozenset({range, type({}.keys()), type({}.values()), type({}.items()), 
 
 
 def _filter_center(value: Any, width: int = 80) -> str:
-    current().will_make(max(len(soft_str(value)), width if isinstance(width, int) else 0), "center")
+    current().will_make(
+        max(len(soft_str(value)), width if isinstance(width, int) else 0), "the 'center' filter"
+    )
     return do_center(value, width)
 
 
@@ -581,7 +583,7 @@ def _filter_format(value: str, *args: Any, **kwargs: Any) -> str:
 def _filter_batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Iterator[Any]:
     if fill_with is not None and isinstance(linecount, int):
         budget = current()
-        budget.will_make(max(linecount, 0) * (budget.size_of(fill_with) + 2), "batch()")
+        budget.will_make(max(linecount, 0) * (budget.size_of(fill_with) + 2), "the 'batch' filter")
     return do_batch(value, linecount, fill_with)
 
 

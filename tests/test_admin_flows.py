@@ -224,6 +224,11 @@ def test_identical_content_creates_nothing(editor: FlaskClient, reg: Registry) -
         ({"output_schema": "type: nonsense\n"}, "output_schema", "not a valid JSON Schema"),
         ({"messages-0-content": "{{ question.__class__ }}"}, "messages.0", "sandbox violation"),
         ({"system": "{{ ''.__class__.__mro__ }}"}, "system", "sandbox violation"),
+        (
+            {"messages-0-content": "{{ 'x'|center(999999999) }}"},
+            "messages.0",
+            "over a render limit: the",
+        ),
         ({"messages-0-role": "assistant"}, "messages.0", "first message must have role"),
         ({"message": ""}, "message", "commit message"),
     ],
