@@ -16,6 +16,9 @@ environment once per registry:
     loop body holds, so the number of pieces a render collects is bounded too.
 ``REGISTRY_RENDER_MAX_INT_DIGITS`` (default 1000)
     the largest integer arithmetic may build, in decimal digits.
+``REGISTRY_RENDER_FAST_PATH`` (default on; ``0`` turns it off)
+    templates proven safe against their contract render without the sandbox's per-call
+    checks (:mod:`registry.fastpath`), within the same bounds.
 
 Going over any of them raises :class:`~registry.errors.RenderLimitExceeded`, naming the limit
 and the variable that raises it. Sizes are measured as the length of a value's text
@@ -44,6 +47,7 @@ MAX_CHARS_ENV = "REGISTRY_RENDER_MAX_CHARS"
 TIMEOUT_ENV = "REGISTRY_RENDER_TIMEOUT_MS"
 MAX_STEPS_ENV = "REGISTRY_RENDER_MAX_STEPS"
 MAX_INT_DIGITS_ENV = "REGISTRY_RENDER_MAX_INT_DIGITS"
+FAST_PATH_ENV = "REGISTRY_RENDER_FAST_PATH"
 
 _LOG2_10 = 3.321928094887362
 
@@ -56,6 +60,7 @@ class RenderLimits:
     timeout_ms: int = 1000
     max_steps: int = 1_000_000
     max_int_digits: int = 1000
+    fast_path: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RenderLimits:
@@ -64,7 +69,7 @@ class RenderLimits:
         Raises ``ConfigurationError`` for a value that is not a positive integer.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, int] = {}
+        values: dict[str, Any] = {}
         for field_name, var in (
             ("max_chars", MAX_CHARS_ENV),
             ("timeout_ms", TIMEOUT_ENV),
@@ -81,7 +86,10 @@ class RenderLimits:
             if number <= 0:
                 raise ConfigurationError(f"{var} must be a positive integer, got {raw!r}")
             values[field_name] = number
-        return cls(**values)
+        fast = env.get(FAST_PATH_ENV, "").strip().lower()
+        if fast not in ("", "1", "0", "true", "false", "on", "off", "yes", "no"):
+            raise ConfigurationError(f"{FAST_PATH_ENV} must be 0 or 1, got {fast!r}")
+        return cls(**values, fast_path=fast not in ("0", "false", "off", "no"))
 
     def with_timeout(self, timeout_ms: int) -> RenderLimits:
         """The same limits with another deadline (save-time dry renders use a shorter one)."""

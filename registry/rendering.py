@@ -31,6 +31,7 @@ from .errors import (
     TemplateSyntaxError,
     ValidationError,
 )
+from .fastpath import FastPrompt
 from .render_limits import RenderLimits, open_budget
 from .sandbox import PromptSandbox, find_variables, render_template
 
@@ -205,6 +206,29 @@ class Rendered:
     settings: dict[str, Any]
     variables: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def build(
+        cls,
+        *,
+        name: str,
+        version: int,
+        system: str | None,
+        messages: list[dict[str, Any]],
+        settings: dict[str, Any],
+        variables: dict[str, Any],
+    ) -> Rendered:
+        """The constructor without a frozen dataclass's ``__setattr__`` per field (hot path)."""
+        rendered = object.__new__(cls)
+        rendered.__dict__.update(
+            name=name,
+            version=version,
+            system=system,
+            messages=messages,
+            settings=settings,
+            variables=variables,
+        )
+        return rendered
+
     def to_request(self) -> dict[str, Any]:
         """Keyword arguments for ``client.messages.create(**rendered.to_request())``.
 
@@ -229,9 +253,23 @@ class Rendered:
 
 
 class CompiledPrompt:
-    """The templates of one immutable version, compiled once and rendered many times."""
+    """The templates of one immutable version, compiled once and rendered many times.
 
-    __slots__ = ("_limits", "_messages", "_system", "contract", "name", "settings", "version")
+    Templates proven safe against the contract (:mod:`registry.fastpath`) also get a plain
+    compiled copy that renders without the sandbox's per-call checks; everything else, and
+    anything the fast path declines, renders in the bounded sandbox.
+    """
+
+    __slots__ = (
+        "_fast",
+        "_limits",
+        "_messages",
+        "_system",
+        "contract",
+        "name",
+        "settings",
+        "version",
+    )
 
     def __init__(
         self,
@@ -256,6 +294,14 @@ class CompiledPrompt:
             raise TemplateSyntaxError(
                 f"{name} v{version}, line {exc.lineno}: {exc.message}"
             ) from None
+        sources = [system] if system else []
+        sources += [m["content"] for m in messages]
+        self._fast = FastPrompt.compile(sources, contract) if env.limits.fast_path else None
+
+    @property
+    def fast(self) -> bool:
+        """True when every template of the version is proven safe for the fast path."""
+        return self._fast is not None
 
     def render(self, values: Mapping[str, Any], *, limits: RenderLimits | None = None) -> Rendered:
         """Check ``values`` against the contract, then render system and messages.
@@ -264,18 +310,21 @@ class CompiledPrompt:
         the environment's (``REGISTRY_RENDER_*``). Over a bound: ``RenderLimitExceeded``.
         """
         checked = self.contract.check(values)
+        if self._fast is not None:
+            texts = self._fast.render(checked, limits or self._limits)
+            if texts is not None:
+                return self._rendered(texts, checked)
+        return self._rendered(self._render_guarded(checked, limits or self._limits), checked)
+
+    def _render_guarded(self, checked: dict[str, Any], limits: RenderLimits) -> list[str]:
+        """Render every template in the sandbox under one budget: system first, if any."""
         where = f"{self.name} v{self.version}"
+        templates = [t for _, t in self._messages]
+        if self._system is not None:
+            templates.insert(0, self._system)
         try:
-            with open_budget(limits or self._limits, checked) as budget:
-                system = (
-                    render_template(self._system, checked, budget)
-                    if self._system is not None
-                    else None
-                )
-                messages = [
-                    {"role": role, "content": render_template(t, checked, budget)}
-                    for role, t in self._messages
-                ]
+            with open_budget(limits, checked) as budget:
+                return [render_template(t, checked, budget) for t in templates]
         except RenderLimitExceeded as exc:
             raise RenderLimitExceeded(
                 f"{where}: {exc.message}", limit=exc.limit, maximum=exc.maximum
@@ -295,11 +344,18 @@ class CompiledPrompt:
             ) from None
         except Exception as exc:  # a template error at render time, e.g. 1/0 or a bad filter
             raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
-        return Rendered(
+
+    def _rendered(self, texts: list[str], checked: dict[str, Any]) -> Rendered:
+        system = texts[0] if self._system is not None else None
+        bodies = texts[1:] if self._system is not None else texts
+        return Rendered.build(
             name=self.name,
             version=self.version,
             system=system,
-            messages=messages,
+            messages=[
+                {"role": role, "content": body}
+                for (role, _), body in zip(self._messages, bodies, strict=True)
+            ],
             settings=dict(self.settings),  # a caller may change it; the cached version stays as is
             variables=checked,
         )

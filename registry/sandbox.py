@@ -61,7 +61,7 @@ from jinja2.sandbox import (
 from jinja2.utils import Cycler, pass_environment, pass_eval_context
 from markupsafe import Markup, soft_str
 
-from .render_limits import Budget, RenderLimits, current, open_budget
+from .render_limits import Budget, RenderLimits, current, int_size, open_budget
 
 #: the operators the sandbox intercepts (all arithmetic: none is folded at compile time)
 ARITHMETIC = frozenset({"+", "-", "*", "/", "//", "%", "**"})
@@ -133,6 +133,24 @@ _BUILTIN_TYPES = (str, bytes, bytearray, int, float, complex, list, tuple, dict,
                   range, memoryview, type)  # fmt: skip
 
 
+#: properties of a loop variable, read directly in generated code
+LOOP_ATTRS = frozenset(
+    {
+        "index",
+        "index0",
+        "revindex",
+        "revindex0",
+        "first",
+        "last",
+        "length",
+        "depth",
+        "depth0",
+        "previtem",
+        "nextitem",
+    }
+)
+
+
 def output_weight(body: Iterable[nodes.Node]) -> int:
     """How many pieces of output ``body`` can produce per run, not counting nested loops.
 
@@ -156,21 +174,64 @@ def _is_constant(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Const | nodes.TemplateData)
 
 
-class _NoFolding(CodeGenerator):
-    """Never evaluate a template expression while compiling (only literals are constant)."""
+class PromptCodeGenerator(CodeGenerator):
+    """Code generation shared by the sandbox and the fast path.
+
+    - nothing is evaluated while compiling (no constant folding: only literals are constant),
+      so compiling or analysing a template never runs a user's expression;
+    - a dict's key and a loop's property are read directly (what Jinja's ``getattr`` would
+      return for them, without its attribute lookup first): the hot path of prompt templates;
+    - a string is output as it is; any other value goes through ``text_of`` (measured).
+    """
+
+    #: the expression that turns a non-string output value ``_o`` into text
+    text_of = "environment.stringify(_o)"
+
+    def __init__(self, environment: jinja2.Environment, *args: Any, **kwargs: Any) -> None:
+        super().__init__(environment, *args, **kwargs)
+        self.optimizer = None  # no constant folding, whatever the environment says
 
     def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> str:
         if isinstance(node, nodes.TemplateData | nodes.Const):
             return super()._output_child_to_const(node, frame, finalize)
         raise nodes.Impossible()
 
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+            super()._output_child_pre(node, frame, finalize)
+            self.write("environment.measured(")
+        else:
+            self.write("(_o if (_o := ")
 
-class BoundedCodeGenerator(_NoFolding):
-    """Jinja's code generator with the render budget's checks compiled into the template."""
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+            self.write(")")
+            super()._output_child_post(node, frame, finalize)
+        else:
+            self.write(f").__class__ is str else {self.text_of})")
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        attr = node.attr
+        if node.ctx != "load" or hasattr(dict, attr):
+            super().visit_Getattr(node, frame)
+            return
+        self.write("(")
+        if attr in LOOP_ATTRS:
+            self.write(f"_g.{attr} if (_g := ")
+            self.visit(node.node, frame)
+            self.write(f").__class__ is LoopContext else _g[{attr!r}] if _g.__class__ is dict")
+        else:
+            self.write(f"_g[{attr!r}] if (_g := ")
+            self.visit(node.node, frame)
+            self.write(").__class__ is dict")
+        self.write(f" and {attr!r} in _g else environment.getattr(_g, {attr!r}))")
+
+
+class BoundedCodeGenerator(PromptCodeGenerator):
+    """The sandbox's code generator: the render budget's checks compiled into the template."""
 
     def __init__(self, environment: jinja2.Environment, *args: Any, **kwargs: Any) -> None:
         super().__init__(environment, *args, **kwargs)
-        self.optimizer = None  # no constant folding, whatever the environment says
         #: id of a loop's iterable node -> (weight, recursive), until it is written
         self._loop_iters: dict[int, tuple[int, bool]] = {}
 
@@ -194,38 +255,6 @@ class BoundedCodeGenerator(_NoFolding):
         super().visit(node, *args, **kwargs)
         self.write(f", {weight})")
         return None
-
-    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
-            super()._output_child_pre(node, frame, finalize)
-            self.write("environment.measured(")
-        else:  # a string is output as it is (no copy, no call); anything else is measured
-            self.write("(_o if (_o := ")
-
-    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
-            self.write(")")
-            super()._output_child_post(node, frame, finalize)
-        else:
-            self.write(").__class__ is str else environment.stringify(_o))")
-
-    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
-        attr = node.attr
-        if node.ctx != "load" or hasattr(dict, attr):
-            super().visit_Getattr(node, frame)
-            return
-        # a dict's key, or a loop variable's property, is what the sandbox's getattr would
-        # return for it: read it directly (the hot path of prompt templates)
-        self.write("(")
-        if attr in _LOOP_ATTRS:
-            self.write(f"_g.{attr} if (_g := ")
-            self.visit(node.node, frame)
-            self.write(f").__class__ is LoopContext else _g[{attr!r}] if _g.__class__ is dict")
-        else:
-            self.write(f"_g[{attr!r}] if (_g := ")
-            self.visit(node.node, frame)
-            self.write(").__class__ is dict")
-        self.write(f" and {attr!r} in _g else environment.getattr(_g, {attr!r}))")
 
     def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
         if isinstance(node.arg, nodes.Slice):  # Jinja slices directly; ours are measured
@@ -276,7 +305,7 @@ class BoundedCodeGenerator(_NoFolding):
             self.write(")")
 
 
-class _VariableFinder(_NoFolding, meta.TrackingCodeGenerator):
+class _VariableFinder(PromptCodeGenerator, meta.TrackingCodeGenerator):
     """Jinja's variable tracker without constant folding (analysis never runs user code)."""
 
     def __init__(self, environment: jinja2.Environment) -> None:
@@ -292,23 +321,6 @@ def find_variables(ast: nodes.Template) -> set[str]:
     finder = _VariableFinder(ast.environment)
     finder.visit(ast)
     return finder.undeclared_identifiers
-
-
-_LOOP_ATTRS = frozenset(
-    {
-        "index",
-        "index0",
-        "revindex",
-        "revindex0",
-        "first",
-        "last",
-        "length",
-        "depth",
-        "depth0",
-        "previtem",
-        "nextitem",
-    }
-)
 
 
 class PromptTemplate(jinja2.Template):
@@ -766,7 +778,9 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
         """The text of an output value that is not a plain string, measured before it is built."""
         budget = current()
         if type(value) is int:
-            budget.check_int(value, "an output number")
+            if value.bit_length() > 64:  # a big number printed over and over adds up
+                budget.check_int(value, "an output number")
+                budget.charge(int_size(value))
             return str(value)
         return str(self.measured(value))
 
@@ -911,7 +925,9 @@ def _allowed_method(owner: Any, name: str) -> bool:
 
 __all__ = [
     "ARITHMETIC",
+    "LOOP_ATTRS",
     "BoundedCodeGenerator",
+    "PromptCodeGenerator",
     "PromptSandbox",
     "PromptTemplate",
     "check_percent",

@@ -42,6 +42,7 @@ class Bomb:
 
 _INT = {"type": "integer", "required": True}
 _STR = {"type": "string", "required": True}
+_ARRAY = {"type": "array", "required": True}
 
 BOMBS: list[Bomb] = [
     # the table
@@ -165,10 +166,29 @@ BOMBS: list[Bomb] = [
         {"doc": "d" * 1_000_000},
     ),
     Bomb("value-replace", "{{ doc|replace('a', doc) }}", {"doc": _STR}, {"doc": "a" * 100_000}),
+    # within the fast path's reach (plain loops over declared arrays): bounded all the same
+    Bomb(
+        "fast-nested-loops",
+        "{% for a in xs %}{% for b in xs %}{{ doc }}{% endfor %}{% endfor %}",
+        {"xs": _ARRAY, "doc": _STR},
+        {"xs": ["x"] * 20_000, "doc": "d" * 1000},
+    ),
+    Bomb(
+        "fast-reinserted-number",
+        "{% for x in xs %}{{ n }}{{ loop.index }}{% endfor %}",
+        {"xs": _ARRAY, "n": _INT},
+        {"xs": ["x"] * 100_000, "n": 10**999},
+    ),
+    Bomb(
+        "fast-reinserted-object",
+        "{% for x in xs %}{{ d }}{% endfor %}",
+        {"xs": _ARRAY, "d": {"type": "object", "required": True}},
+        {"xs": ["x"] * 10_000, "d": {"k": "v" * 100_000}},
+    ),
     Bomb(
         "value-recursive-loop",
         "{% for x in tree recursive %}{{ loop(tree) }}{% endfor %}",
-        {"tree": {"type": "array", "required": True}},
+        {"tree": _ARRAY},
         {"tree": [1, 2]},
         expect=(RenderLimitExceeded, RenderError),
     ),
