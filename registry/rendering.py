@@ -261,10 +261,11 @@ class CompiledPrompt:
     """
 
     __slots__ = (
+        "_env",
         "_fast",
-        "_limits",
-        "_messages",
-        "_system",
+        "_guarded",
+        "_roles",
+        "_sources",
         "contract",
         "name",
         "settings",
@@ -286,17 +287,24 @@ class CompiledPrompt:
         self.version = version
         self.settings = settings
         self.contract = CompiledContract(contract)
-        self._limits = env.limits
+        self._env = env
+        self._roles = [m["role"] for m in messages]
+        #: system (when there is one) then every message, the order texts render in
+        self._sources: list[str] = ([system] if system else []) + [m["content"] for m in messages]
+        self._fast = FastPrompt.compile(self._sources, contract) if env.limits.fast_path else None
+        # the sandboxed copy is compiled now unless the fast path covers the version; then
+        # only when a render falls back to it (a syntax error is reported either way)
+        self._guarded: list[jinja2.Template] | None = None
+        if self._fast is None:
+            self._guarded = self._compile_guarded()
+
+    def _compile_guarded(self) -> list[jinja2.Template]:
         try:
-            self._system = env.from_string(system) if system else None
-            self._messages = [(m["role"], env.from_string(m["content"])) for m in messages]
+            return [self._env.from_string(source) for source in self._sources]
         except jinja2.TemplateSyntaxError as exc:  # stored content was checked at save
             raise TemplateSyntaxError(
-                f"{name} v{version}, line {exc.lineno}: {exc.message}"
+                f"{self.name} v{self.version}, line {exc.lineno}: {exc.message}"
             ) from None
-        sources = [system] if system else []
-        sources += [m["content"] for m in messages]
-        self._fast = FastPrompt.compile(sources, contract) if env.limits.fast_path else None
 
     @property
     def fast(self) -> bool:
@@ -310,18 +318,19 @@ class CompiledPrompt:
         the environment's (``REGISTRY_RENDER_*``). Over a bound: ``RenderLimitExceeded``.
         """
         checked = self.contract.check(values)
+        limits = limits or self._env.limits
         if self._fast is not None:
-            texts = self._fast.render(checked, limits or self._limits)
+            texts = self._fast.render(checked, limits)
             if texts is not None:
                 return self._rendered(texts, checked)
-        return self._rendered(self._render_guarded(checked, limits or self._limits), checked)
+        return self._rendered(self._render_guarded(checked, limits), checked)
 
     def _render_guarded(self, checked: dict[str, Any], limits: RenderLimits) -> list[str]:
-        """Render every template in the sandbox under one budget: system first, if any."""
+        """Render every template in the sandbox under one budget."""
+        templates = self._guarded
+        if templates is None:
+            templates = self._guarded = self._compile_guarded()
         where = f"{self.name} v{self.version}"
-        templates = [t for _, t in self._messages]
-        if self._system is not None:
-            templates.insert(0, self._system)
         try:
             with open_budget(limits, checked) as budget:
                 return [render_template(t, checked, budget) for t in templates]
@@ -346,15 +355,14 @@ class CompiledPrompt:
             raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
 
     def _rendered(self, texts: list[str], checked: dict[str, Any]) -> Rendered:
-        system = texts[0] if self._system is not None else None
-        bodies = texts[1:] if self._system is not None else texts
+        has_system = len(texts) > len(self._roles)
         return Rendered.build(
             name=self.name,
             version=self.version,
-            system=system,
+            system=texts[0] if has_system else None,
             messages=[
                 {"role": role, "content": body}
-                for (role, _), body in zip(self._messages, bodies, strict=True)
+                for role, body in zip(self._roles, texts[1:] if has_system else texts, strict=True)
             ],
             settings=dict(self.settings),  # a caller may change it; the cached version stays as is
             variables=checked,

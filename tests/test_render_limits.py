@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +22,20 @@ from registry import (
     RenderError,
     RenderLimitExceeded,
     SecurityError,
+    render_limits,
 )
 from registry.api_keys import create_api_key
 from registry.client import RegistryClient
 from registry.contract_spec import validate_contract
-from registry.render_limits import Budget, RenderLimits
+from registry.render_limits import (
+    FAST_PATH_ENV,
+    MAX_CHARS_ENV,
+    MAX_INT_DIGITS_ENV,
+    MAX_STEPS_ENV,
+    TIMEOUT_ENV,
+    Budget,
+    RenderLimits,
+)
 from registry.rendering import CompiledPrompt, analyze, make_environment
 from registry.sandbox import output_weight
 from tests.api_support import LiveServer, bearer, build_app
@@ -186,6 +196,13 @@ def test_methods_of_builtin_values_are_allowed_by_name() -> None:
     ):
         with pytest.raises(SecurityError, match="not allowed in templates"):
             render(template)
+
+
+def test_every_limit_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    for var in (MAX_CHARS_ENV, TIMEOUT_ENV, MAX_STEPS_ENV, MAX_INT_DIGITS_ENV, FAST_PATH_ENV):
+        assert f"| `{var}` |" in readme, var
+        assert var in RenderLimits.__doc__ + render_limits.__doc__, var
 
 
 def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
