@@ -21,6 +21,7 @@ import requests
 
 from registry import Registry, RenderLimitExceeded, users
 from registry.api_keys import create_api_key
+from registry.writing import Writer
 from tests.api_support import LiveServer, bearer, build_app
 from tests.render_bombs import BOMBS, Bomb, run_case, save_bomb
 
@@ -112,7 +113,7 @@ class HealthPoller(threading.Thread):
 def legacy_bombs(sqlite_reg: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
     """Every bomb stored as ``bomb-<id>``, as if saved before saves were dry-rendered."""
     with monkeypatch.context() as patch:
-        patch.setattr(Registry, "check_render", lambda *args, **kwargs: None)
+        patch.setattr(Writer, "check_render", lambda *args, **kwargs: None)
         for bomb in BOMBS:
             for name, source in bomb.includes.items():
                 sqlite_reg.create_version(
