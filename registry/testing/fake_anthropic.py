@@ -17,7 +17,12 @@ Endpoints:
 * ``POST /v1/messages`` answers a JSON ``Message``, or a Server-Sent Events stream (chunked
   transfer encoding) when the request body has ``"stream": true``.
 * ``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}``.
+* ``/v1/messages/batches``: Message Batches (create, retrieve, list, cancel, delete, results
+  as JSONL), see :mod:`registry.testing.batches`.
 * Anything else answers 404 with Anthropic's error body.
+
+Requests with ``cache_control`` marks are accounted by a prompt cache (cache writes and reads
+in ``usage``), see :mod:`registry.testing.prompt_cache`.
 
 Each ``/v1/messages`` request (retries included) takes the next reply from a FIFO queue filled
 by :meth:`FakeAnthropic.enqueue`. When the queue is empty the reply comes from
@@ -42,7 +47,6 @@ import socketserver
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,6 +54,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from . import batches
+from .batches import BATCHES_PATH, BatchStore, FakeBatch, ResultOrder, errored_result
+from .messages import input_usage, message_id, message_payload, output_tokens, stop_sequence
+from .prompt_cache import CacheRequestError, CacheUsage, PromptCache
 from .rate_limit import RateCounter, RateLimit
 from .replies import (
     Reply,
@@ -61,7 +69,13 @@ from .replies import (
     split_text,
 )
 
-__all__ = ["COUNT_TOKENS_PATH", "MESSAGES_PATH", "FakeAnthropic", "RecordedRequest"]
+__all__ = [
+    "BATCHES_PATH",
+    "COUNT_TOKENS_PATH",
+    "MESSAGES_PATH",
+    "FakeAnthropic",
+    "RecordedRequest",
+]
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
@@ -291,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(401, "authentication_error", "invalid x-api-key", request_id)
             elif self.command == "POST" and path in (MESSAGES_PATH, COUNT_TOKENS_PATH):
                 self._handle_api(path, body, parse_error, request_id)
+            elif path == BATCHES_PATH or path.startswith(BATCHES_PATH + "/"):
+                self._handle_batches(path, query, headers, body, parse_error, request_id)
             else:
                 message = f"Not Found: {self.command} {path}"
                 self._send_error(404, "not_found_error", message, request_id)
@@ -348,6 +364,53 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer_count_tokens(fake._next_count_tokens_reply(), body, request_id)
 
+    def _handle_batches(
+        self,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: dict[str, Any] | None,
+        parse_error: str | None,
+        request_id: str,
+    ) -> None:
+        """Answer a Message Batches request (a scripted ``batches`` error first, if queued)."""
+        fake = self.fake
+        scripted = fake._next_batches_reply()
+        if scripted is not None:
+            if not fake._sleep(scripted.delay):
+                self.close_connection = True
+                return
+            self._send_error(
+                scripted.status,
+                scripted.error_type,
+                scripted.error_message,
+                request_id,
+                scripted.headers,
+            )
+            return
+        if self.command == "POST" and path == BATCHES_PATH and body is None:
+            message = parse_error or "Request body is required"
+            self._send_error(400, "invalid_request_error", message, request_id)
+            return
+        host = headers.get("host") or f"{fake.host}:{fake.port}"
+        answer = batches.handle(
+            fake._batches,
+            self.command,
+            path,
+            query,
+            body,
+            base_url=f"http://{host}",
+            answer=fake._batch_item_result,
+            polls=fake.batch_polls,
+            order=fake.batch_result_order,
+        )
+        if answer.error_type is not None:
+            self._send_error(answer.status, answer.error_type, answer.message, request_id)
+        elif answer.raw is not None:
+            self._send_bytes(answer.status, answer.raw, "application/binary", request_id, {})
+        else:
+            self._send_json(answer.status, answer.payload, request_id)
+
     # -- answers ----------------------------------------------------------------------------
 
     def _answer_count_tokens(
@@ -376,6 +439,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         streaming = bool(body.get("stream"))
+        if reply.kind in ("expired", "canceled"):
+            self._send_error(500, "api_error", reply.error_message, request_id, reply.headers)
+            return
+        usage = CacheUsage(input_tokens=0)
+        if reply.kind in ("text", "cut_stream", "stream_error"):
+            try:
+                usage = input_usage(reply, body, self.fake.prompt_cache)
+            except CacheRequestError as exc:
+                self._send_error(400, "invalid_request_error", str(exc), request_id)
+                return
         if reply.kind == "error" or (reply.kind == "stream_error" and not streaming):
             self._send_error(
                 reply.status, reply.error_type, reply.error_message, request_id, reply.headers
@@ -388,52 +461,13 @@ class _Handler(BaseHTTPRequestHandler):
                     reply.status, reply.raw_body, reply.content_type, request_id, reply.headers
                 )
         elif streaming:
-            self._send_stream(reply, body, request_id)
+            self._send_stream(reply, body, request_id, usage)
         else:
-            payload = self._message_payload(reply, body)
+            payload = message_payload(reply, body, usage)
             if reply.kind == "cut_stream":
                 self._send_truncated_json(payload, request_id)
             else:
                 self._send_json(200, payload, request_id, reply.headers)
-
-    def _usage(self, reply: Reply, body: Mapping[str, Any]) -> tuple[int, int]:
-        """Return ``(input_tokens, output_tokens)`` for ``reply``."""
-        input_tokens = reply.input_tokens
-        if input_tokens is None:
-            input_tokens = estimate_tokens(request_text(body))
-        output_tokens = reply.output_tokens
-        if output_tokens is None:
-            output_tokens = estimate_tokens(reply.output)
-        return input_tokens, output_tokens
-
-    @staticmethod
-    def _stop_sequence(reply: Reply, body: Mapping[str, Any]) -> str | None:
-        """Return the stop sequence to report for ``reply``."""
-        if reply.stop_sequence is not None or reply.stop_reason != "stop_sequence":
-            return reply.stop_sequence
-        sequences = body.get("stop_sequences")
-        if isinstance(sequences, list) and sequences and isinstance(sequences[0], str):
-            return sequences[0]
-        return None
-
-    def _message_payload(self, reply: Reply, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Build the JSON ``Message`` of a non-streaming answer."""
-        input_tokens, output_tokens = self._usage(reply, body)
-        return {
-            "id": _message_id(),
-            "type": "message",
-            "role": "assistant",
-            "model": str(body.get("model", "claude-fake")),
-            "content": [{"type": "text", "text": reply.output}] if reply.output else [],
-            "stop_reason": reply.stop_reason,
-            "stop_sequence": self._stop_sequence(reply, body),
-            "usage": {
-                "input_tokens": input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": output_tokens,
-            },
-        }
 
     # -- writers ----------------------------------------------------------------------------
 
@@ -540,25 +574,21 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._finish_stream(("message_start", reply.raw_body.decode("utf-8", "replace")))
 
-    def _send_stream(self, reply: Reply, body: Mapping[str, Any], request_id: str) -> None:
+    def _send_stream(
+        self, reply: Reply, body: Mapping[str, Any], request_id: str, usage: CacheUsage
+    ) -> None:
         """Send ``reply`` as an SSE stream (complete, cut, or ending with an error event)."""
         fake = self.fake
-        input_tokens, output_tokens = self._usage(reply, body)
         pieces = split_text(reply.output, reply.chunks)
         message: dict[str, Any] = {
-            "id": _message_id(),
+            "id": message_id(),
             "type": "message",
             "role": "assistant",
             "model": str(body.get("model", "claude-fake")),
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": 1,
-            },
+            "usage": usage.to_usage(1),
         }
         self._start_response(
             200, "text/event-stream; charset=utf-8", request_id, reply.headers, None
@@ -595,23 +625,13 @@ class _Handler(BaseHTTPRequestHandler):
             "type": "message_delta",
             "delta": {
                 "stop_reason": reply.stop_reason,
-                "stop_sequence": self._stop_sequence(reply, body),
+                "stop_sequence": stop_sequence(reply, body),
             },
-            "usage": {
-                "input_tokens": input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": output_tokens,
-            },
+            "usage": usage.to_usage(output_tokens(reply)),
         }
         self._finish_stream(
             ("message_delta", delta_event), ("message_stop", {"type": "message_stop"})
         )
-
-
-def _message_id() -> str:
-    """Return a fresh message id such as ``msg_fake_0123456789abcdef01234567``."""
-    return f"msg_fake_{uuid.uuid4().hex[:24]}"
 
 
 class FakeAnthropic:
@@ -630,6 +650,12 @@ class FakeAnthropic:
       on every answer, and 429 with ``retry-after`` once spent when it is enforced;
     * ``api_key``: if set, requests whose key (``x-api-key`` header, else the
       ``Authorization: Bearer`` token that SDK 2.x sends) differs get 401;
+    * ``prompt_cache``: a :class:`~registry.testing.prompt_cache.PromptCache` that accounts
+      for the requests' ``cache_control`` marks (cache writes and reads in ``usage``); its
+      ``min_tokens`` is the minimum cacheable prefix; ``None`` turns caching off;
+    * ``batch_polls``: how many retrieves a new Message Batch answers ``in_progress`` before
+      it ends (default 1); ``batch_result_order``: ``shuffled`` (default), ``submitted`` or
+      ``reversed`` (see :mod:`registry.testing.batches`);
     * ``verbose``: log requests and handler errors to stderr.
     """
 
@@ -644,6 +670,9 @@ class FakeAnthropic:
         reject_params: Iterable[str] | None = None,
         api_key: str | None = None,
         rate_limit: RateLimit | None = None,
+        prompt_cache: PromptCache | None = None,
+        batch_polls: int = 1,
+        batch_result_order: ResultOrder = "shuffled",
         verbose: bool = False,
     ) -> None:
         """Configure the server; nothing listens until :meth:`start`. ``port=0`` picks a free
@@ -661,10 +690,18 @@ class FakeAnthropic:
         self.verbose = verbose
         self._rate_counter: RateCounter | None = None
         self.rate_limit = rate_limit
+        self.prompt_cache: PromptCache | None = (
+            prompt_cache if prompt_cache is not None else PromptCache()
+        )
+        self.batch_polls = batch_polls
+        self.batch_result_order: ResultOrder = batch_result_order
+        self._batches = BatchStore()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queue: deque[Reply] = deque()
         self._count_tokens_queue: deque[Reply] = deque()
+        self._batch_item_queue: deque[Reply] = deque()
+        self._batches_queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -775,13 +812,25 @@ class FakeAnthropic:
 
         ``endpoint="messages"`` (default) feeds ``/v1/messages``, one reply per request,
         retries included; ``endpoint="count_tokens"`` feeds ``/v1/messages/count_tokens``
-        (a text reply there answers its ``input_tokens`` or the estimate).
+        (a text reply there answers its ``input_tokens`` or the estimate);
+        ``endpoint="batch_items"`` answers the items of the next Message Batches, one reply per
+        item in submission order (:meth:`Reply.expired`, :meth:`Reply.canceled` and errors
+        give those outcomes); ``endpoint="batches"`` takes error replies that the next
+        requests to the Message Batches API itself answer (create, retrieve, results...).
         """
-        if endpoint not in ("messages", "count_tokens"):
-            raise ValueError(f"unknown endpoint {endpoint!r}")
-        queue = self._queue if endpoint == "messages" else self._count_tokens_queue
+        queues = {
+            "messages": self._queue,
+            "count_tokens": self._count_tokens_queue,
+            "batch_items": self._batch_item_queue,
+            "batches": self._batches_queue,
+        }
+        if endpoint not in queues:
+            raise ValueError(f"unknown endpoint {endpoint!r}; use one of {', '.join(queues)}")
+        coerced = [coerce_reply(reply) for reply in replies]
+        if endpoint == "batches" and any(r.kind != "error" for r in coerced):
+            raise ValueError("the batches endpoint takes error replies only (Reply.error)")
         with self._lock:
-            queue.extend(coerce_reply(reply) for reply in replies)
+            queues[endpoint].extend(coerced)
 
     @property
     def queued(self) -> int:
@@ -792,14 +841,20 @@ class FakeAnthropic:
     def reset(self) -> None:
         """Clear the queues and recorded requests, and reset ``max_in_flight``.
 
-        ``in_flight`` is a live gauge and is left alone (``max_in_flight`` restarts from it);
+        Batches and the prompt cache are forgotten too. ``in_flight`` is a live gauge and is
+        left alone (``max_in_flight`` restarts from it);
         ``latency``, ``default``, ``responder`` and ``reject_params`` are kept.
         """
         with self._lock:
             self._queue.clear()
             self._count_tokens_queue.clear()
+            self._batch_item_queue.clear()
+            self._batches_queue.clear()
             self._requests.clear()
             self._max_in_flight = self._in_flight
+        self._batches.clear()
+        if self.prompt_cache is not None:
+            self.prompt_cache.clear()
 
     # -- recording --------------------------------------------------------------------------
 
@@ -844,6 +899,26 @@ class FakeAnthropic:
         with self._lock:
             return self._max_in_flight
 
+    # -- Message Batches --------------------------------------------------------------------
+
+    @property
+    def batches(self) -> list[FakeBatch]:
+        """Every Message Batch created so far (not deleted), oldest first."""
+        return self._batches.all()
+
+    def batch(self, batch_id: str) -> FakeBatch:
+        """The batch ``batch_id``; ``KeyError`` if there is none."""
+        found = self._batches.get(batch_id)
+        if found is None:
+            raise KeyError(batch_id)
+        return found
+
+    def end_batch(self, batch_id: str) -> None:
+        """End a batch now (its results become available), whatever its ``polls``."""
+        found = self.batch(batch_id)
+        with self._batches.lock():
+            found.end()
+
     # -- used by the handler ----------------------------------------------------------------
 
     def _begin_request(
@@ -887,11 +962,30 @@ class FakeAnthropic:
             return not self._stopping.wait(seconds)
         return not self._stopping.is_set()
 
-    def _next_reply(self, body: dict[str, Any]) -> Reply:
-        """Return the reply for a ``/v1/messages`` request: queue, responder, default, echo."""
+    def _next_batches_reply(self) -> Reply | None:
+        """A scripted error for the next Message Batches API request, if one is queued."""
         with self._lock:
-            if self._queue:
-                return self._queue.popleft()
+            return self._batches_queue.popleft() if self._batches_queue else None
+
+    def _batch_item_result(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The ``result`` of one batch item (decided when the batch is created)."""
+        reply = self._next_reply(params, self._batch_item_queue)
+        if reply.kind == "text":
+            usage = input_usage(reply, params, self.prompt_cache)
+            return {"type": "succeeded", "message": message_payload(reply, params, usage)}
+        if reply.kind in ("expired", "canceled"):
+            return {"type": reply.kind}
+        if reply.kind in ("error", "stream_error"):
+            return errored_result(reply.error_type, reply.error_message)
+        return errored_result("api_error", f"the fake cannot answer a {reply.kind} in a batch")
+
+    def _next_reply(self, body: dict[str, Any], queue: deque[Reply] | None = None) -> Reply:
+        """Return the reply for a ``/v1/messages`` request (or, with ``queue``, a batch item):
+        the queue, the responder, the default, else an echo."""
+        with self._lock:
+            queue = self._queue if queue is None else queue
+            if queue:
+                return queue.popleft()
         responder = self.responder
         if responder is not None:
             try:

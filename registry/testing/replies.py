@@ -25,8 +25,10 @@ __all__ = [
     "split_text",
 ]
 
-ReplyKind: TypeAlias = Literal["text", "error", "malformed", "cut_stream", "stream_error"]
-"""What a :class:`Reply` makes the server do."""
+ReplyKind: TypeAlias = Literal[
+    "text", "error", "malformed", "cut_stream", "stream_error", "expired", "canceled"
+]
+"""What a :class:`Reply` makes the server do (``expired`` and ``canceled``: batch items only)."""
 
 ERROR_TYPE_BY_STATUS: dict[int, str] = {
     400: "invalid_request_error",
@@ -149,6 +151,9 @@ class Reply:
     stop_sequence: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_ttl: str = "5m"
     status: int = 200
     error_type: str = "api_error"
     error_message: str = ""
@@ -168,6 +173,9 @@ class Reply:
         stop_sequence: str | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        cache_creation_input_tokens: int | None = None,
+        cache_read_input_tokens: int | None = None,
+        cache_ttl: str = "5m",
         delay: float = 0.0,
         chunk_delay: float = 0.0,
         chunks: int = 4,
@@ -179,7 +187,14 @@ class Reply:
         ``output_tokens`` to the estimate of ``text``. With ``stop_reason="stop_sequence"`` and
         no ``stop_sequence``, the first of the request's ``stop_sequences`` is reported. When
         streamed, ``text`` is sent as ``chunks`` text deltas.
+
+        Prompt caching: ``cache_creation_input_tokens`` and ``cache_read_input_tokens`` report
+        those counts as given (``cache_ttl`` says which cache the written tokens went to, "5m"
+        or "1h"); without them, and without ``input_tokens``, the server's prompt cache
+        accounts for the request's ``cache_control`` marks (:mod:`registry.testing.prompt_cache`).
         """
+        if cache_ttl not in ("5m", "1h"):
+            raise ValueError("cache_ttl must be '5m' or '1h'")
         return cls(
             kind="text",
             output=text,
@@ -187,6 +202,9 @@ class Reply:
             stop_sequence=stop_sequence,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cache_creation_input_tokens=cache_creation_input_tokens,
+            cache_read_input_tokens=cache_read_input_tokens,
+            cache_ttl=cache_ttl,
             delay=delay,
             chunk_delay=chunk_delay,
             chunks=chunks,
@@ -297,6 +315,31 @@ class Reply:
         """
         return cls(
             kind="malformed", status=status, raw_body=body, content_type=content_type, delay=delay
+        )
+
+    @classmethod
+    def expired(cls) -> Reply:
+        """A Message Batches item that expired before it was processed (``expired`` result).
+
+        Only meaningful in a batch: a ``/v1/messages`` request answers it as a 500.
+        """
+        return cls(kind="expired", status=500, error_message="expired is a batch item outcome")
+
+    @classmethod
+    def canceled(cls) -> Reply:
+        """A Message Batches item canceled before it was processed (``canceled`` result).
+
+        Only meaningful in a batch: a ``/v1/messages`` request answers it as a 500.
+        """
+        return cls(kind="canceled", status=500, error_message="canceled is a batch item outcome")
+
+    @property
+    def scripted_usage(self) -> bool:
+        """True when the reply fixes its input or cache token counts (no cache accounting)."""
+        return (
+            self.input_tokens is not None
+            or self.cache_creation_input_tokens is not None
+            or self.cache_read_input_tokens is not None
         )
 
     def replace(self, **changes: Any) -> Reply:

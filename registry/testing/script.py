@@ -19,9 +19,19 @@ A script is a YAML (or JSON) file; unknown keys are errors, so a typo never goes
         text: "partial "
       - malformed: '{"id": "msg_' # a body that is not JSON
         repeat: 3                 # the same reply three times
+      - text: "cached"            # usage as given (else the prompt cache accounts for it)
+        cache_read_input_tokens: 1800
     rules:                        # when the replies run out: the first rule whose text occurs
       - contains: refund          # in the request (system or messages) answers
         reply: {text: "Refunds take 5 days."}
+    prompt_cache: {min_tokens: 1024}   # or `prompt_cache: null`: no cache accounting
+    batch:                        # Message Batches
+      polls: 2                    # retrieves answered in_progress before a batch ends
+      order: shuffled             # results order: shuffled, submitted or reversed
+      items:                      # one per batch item, in submission order (then as above)
+        - text: "first answer"
+        - {error: 500}            # an errored item
+        - {expired: true}         # an expired item (also canceled: true)
 
 :func:`load_script` reads one; :meth:`Script.apply` loads it into a
 :class:`~registry.testing.FakeAnthropic`.
@@ -37,14 +47,25 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ValidationError
+from .prompt_cache import PromptCache
 from .replies import ERROR_TYPE_BY_STATUS, STATUS_BY_ERROR_TYPE, Reply, request_text
 
 if TYPE_CHECKING:
     from .fake_anthropic import FakeAnthropic
     from .rate_limit import RateLimit
 
-ReplyKey = Literal["text", "error", "cut_stream", "stream_error", "malformed"]
-KINDS: tuple[ReplyKey, ...] = ("text", "error", "cut_stream", "stream_error", "malformed")
+ReplyKey = Literal[
+    "text", "error", "cut_stream", "stream_error", "malformed", "expired", "canceled"
+]
+KINDS: tuple[ReplyKey, ...] = (
+    "text",
+    "error",
+    "cut_stream",
+    "stream_error",
+    "malformed",
+    "expired",
+    "canceled",
+)
 
 
 class _Strict(BaseModel):
@@ -53,7 +74,8 @@ class _Strict(BaseModel):
 
 class ReplySpec(_Strict):
     """One scripted reply: exactly one of ``text``, ``error``, ``cut_stream``,
-    ``stream_error`` or ``malformed``, with the options that kind takes."""
+    ``stream_error``, ``malformed`` (or, for batch items, ``expired`` or ``canceled``), with
+    the options that kind takes."""
 
     text: str | None = Field(
         None,
@@ -64,6 +86,8 @@ class ReplySpec(_Strict):
     cut_stream: str | None = Field(None, description="Text sent before the connection drops.")
     stream_error: str | None = Field(None, description="Error type sent as an SSE error event.")
     malformed: str | None = Field(None, description="A body that is not valid JSON.")
+    expired: Literal[True] | None = Field(None, description="A batch item that expired.")
+    canceled: Literal[True] | None = Field(None, description="A batch item that was canceled.")
     error_type: str | None = Field(None, description="Error type (default: from the status).")
     message: str | None = Field(None, description="Error message.")
     retry_after: float | None = Field(None, ge=0, description="retry-after header, seconds.")
@@ -73,6 +97,9 @@ class ReplySpec(_Strict):
     stop_sequence: str | None = None
     input_tokens: int | None = Field(None, ge=0)
     output_tokens: int | None = Field(None, ge=0)
+    cache_creation_input_tokens: int | None = Field(None, ge=0)
+    cache_read_input_tokens: int | None = Field(None, ge=0)
+    cache_ttl: Literal["5m", "1h"] = "5m"
     delay: float = Field(0.0, ge=0, description="Seconds before answering.")
     chunk_delay: float = Field(0.0, ge=0, description="Seconds between streamed events.")
     chunks: int = Field(4, ge=1, description="Text deltas of a streamed answer.")
@@ -85,7 +112,8 @@ class ReplySpec(_Strict):
             given.remove("text")  # the text before the error event
         if len(given) != 1:
             raise ValueError(
-                "a reply needs exactly one of text, error, cut_stream, stream_error, malformed"
+                "a reply needs exactly one of "
+                + ", ".join(KINDS)
                 + (f" (got {', '.join(given)})" if given else "")
             )
         if self.stream_error is not None and self.stream_error not in STATUS_BY_ERROR_TYPE:
@@ -115,6 +143,10 @@ class ReplySpec(_Strict):
                 chunk_delay=self.chunk_delay,
                 delay=self.delay,
             )
+        if self.expired:
+            return Reply.expired()
+        if self.canceled:
+            return Reply.canceled()
         if self.malformed is not None:
             return Reply.malformed(
                 self.malformed.encode("utf-8"), status=self.status, delay=self.delay
@@ -126,6 +158,9 @@ class ReplySpec(_Strict):
             stop_sequence=self.stop_sequence,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens,
+            cache_ttl=self.cache_ttl,
             chunks=self.chunks,
             chunk_delay=self.chunk_delay,
             headers=headers,
@@ -162,6 +197,20 @@ class RateLimitSpec(_Strict):
         )
 
 
+class PromptCacheSpec(_Strict):
+    """The fake's prompt cache (cache writes and reads for ``cache_control`` marks)."""
+
+    min_tokens: int = Field(1024, ge=0, description="Minimum cacheable prefix, in tokens.")
+
+
+class BatchSpec(_Strict):
+    """How the fake's Message Batches behave."""
+
+    polls: int = Field(1, ge=0, description="Retrieves answered in_progress before the end.")
+    order: Literal["shuffled", "submitted", "reversed"] = "shuffled"
+    items: list[ReplySpec] = Field(default_factory=list)
+
+
 class Script(_Strict):
     """A whole script file."""
 
@@ -170,14 +219,28 @@ class Script(_Strict):
     rate_limit: RateLimitSpec | None = None
     replies: list[ReplySpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
+    prompt_cache: PromptCacheSpec | None = PromptCacheSpec()
+    batch: BatchSpec = BatchSpec()
 
     def queue(self) -> list[Reply]:
         """The scripted replies in order, repeats expanded."""
         return [spec.to_reply() for spec in self.replies for _ in range(spec.repeat)]
 
     def apply(self, fake: FakeAnthropic) -> None:
-        """Load this script into ``fake``: latency, default, rate limit, rules and replies."""
+        """Load this script into ``fake``: latency, default, rate limit, rules, replies, the
+        prompt cache and Message Batches."""
         fake.latency = self.latency
+        fake.prompt_cache = (
+            PromptCache(min_tokens=self.prompt_cache.min_tokens)
+            if self.prompt_cache is not None
+            else None
+        )
+        fake.batch_polls = self.batch.polls
+        fake.batch_result_order = self.batch.order
+        fake.enqueue(
+            *(spec.to_reply() for spec in self.batch.items for _ in range(spec.repeat)),
+            endpoint="batch_items",
+        )
         if self.default is not None:
             fake.default = self.default.to_reply()
         if self.rate_limit is not None:
@@ -219,6 +282,8 @@ def load_script(path: str | Path) -> Script:
 
 __all__ = [
     "ERROR_TYPE_BY_STATUS",
+    "BatchSpec",
+    "PromptCacheSpec",
     "RateLimitSpec",
     "ReplySpec",
     "RuleSpec",
