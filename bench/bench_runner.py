@@ -1,11 +1,15 @@
 """Benchmark of the runner against the fake Anthropic server (registry.testing).
 
-Prints two ratios measured in the same run:
+Prints three ratios measured in the same run:
 
 1. per-call overhead: median latency of ``reg.run`` (get + render + request + run row) over the
    median of a bare ``client.messages.create`` with the same body, against a zero-latency fake
    server (target: <= 1.25);
-2. throughput: runs per second of 16 threads against a fake server answering in 200 ms, under a
+2. the durable run log: median of ``reg.run`` over the median of the same call through a run
+   log without durability (the insert as it was before issue 12: no escaping of text the
+   database cannot store, no column clamping, no idempotent insert, no spool), interleaved on
+   the same database (target: <= 1.10);
+3. throughput: runs per second of 16 threads against a fake server answering in 200 ms, under a
    concurrency limit of 16, over the ideal 16 / 0.2 s = 80 runs/s, run rows included
    (target: >= 0.9).
 
@@ -39,6 +43,14 @@ import anthropic  # noqa: E402
 
 from registry import Registry  # noqa: E402
 from registry.runner import ModelLimits  # noqa: E402
+from registry.runner.runlog import (  # noqa: E402
+    _COLUMNS,
+    MAX_ERROR_MESSAGE,
+    RunLog,
+    RunRecord,
+    _pg_values,
+    _sqlite_values,
+)
 from registry.testing import FakeAnthropic  # noqa: E402
 
 MODEL = "claude-sonnet-4-6"
@@ -59,6 +71,37 @@ def _make_registry(url: str) -> Registry:
         author="bench",
     )
     return reg
+
+
+_PLAIN_SQL = {
+    "sqlite": f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
+    "postgresql": f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('%s' for _ in _COLUMNS)})",
+}
+
+
+class PlainRunLog(RunLog):
+    """The run log before issue 12: the row as given, a plain INSERT, nothing spooled."""
+
+    def write(self, record: RunRecord) -> None:
+        u = record.usage
+        message = record.error_message
+        if message is not None and len(message) > MAX_ERROR_MESSAGE:
+            message = message[:MAX_ERROR_MESSAGE] + "…"
+        row = {
+            **{name: getattr(record, name, None) for name in _COLUMNS},
+            "prompt": record.prompt[:200],
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens,
+            "error_message": message,
+            "metadata": record.meta,
+        }
+        mode = "sqlite" if self.db.is_sqlite else "postgresql"
+        values = _sqlite_values(row) if mode == "sqlite" else _pg_values(row)
+        with self._lock:
+            self._execute(_PLAIN_SQL[mode], values)
+        record.written = True
 
 
 def _serve(latency: float, conn: Any) -> None:
@@ -86,8 +129,9 @@ def fake_server(latency: float, mode: str) -> Iterator[str]:
         proc.join(10)
 
 
-def overhead(reg: Registry, url: str, calls: int) -> dict[str, float]:
-    """Median ms of a bare ``create``, a bare raw-response call and ``reg.run``, interleaved.
+def overhead(reg: Registry, plain: Registry, url: str, calls: int) -> dict[str, float]:
+    """Median ms of a bare ``create``, a bare raw-response call, ``reg.run`` and the same run
+    through :class:`PlainRunLog` (``plain``), interleaved.
 
     The runner reads the raw response (skipping the SDK's pydantic ``Message``), so the second
     baseline isolates the cost of the runner's own layers.
@@ -105,14 +149,23 @@ def overhead(reg: Registry, url: str, calls: int) -> dict[str, float]:
     def run() -> None:
         reg.run("bench", {"question": "What is 2 + 2?"})
 
-    calls_by_name: dict[str, Callable[[], None]] = {"bare": bare, "raw": bare_raw, "run": run}
+    def run_plain() -> None:
+        plain.run("bench", {"question": "What is 2 + 2?"})
+
+    calls_by_name: dict[str, Callable[[], None]] = {
+        "bare": bare,
+        "raw": bare_raw,
+        "run": run,
+        "plain": run_plain,
+    }
     for _ in range(50):  # warm up every path (connections, caches)
         for f in calls_by_name.values():
             f()
     times: dict[str, list[float]] = {name: [] for name in calls_by_name}
     names = list(calls_by_name)
     for i in range(calls):
-        for name in names[i % 3 :] + names[: i % 3]:  # rotate the order
+        k = i % len(names)
+        for name in names[k:] + names[:k]:  # rotate the order
             start = time.perf_counter()
             calls_by_name[name]()
             times[name].append(time.perf_counter() - start)
@@ -166,8 +219,13 @@ def main() -> int:
     print(f"database {url.split('://')[0]}, fake server in a {args.server}")
     with fake_server(0.0, args.server) as fast, fake_server(LATENCY, args.server) as slow:
         reg = _make_registry(url)
+        # the same prompt in a database of its own (a SQLite file is written by one connection
+        # at a time: two run logs taking turns on one file would measure each other's waits)
+        plain_url = url if args.database else f"sqlite:///{tmp}/bench-plain.db"
+        plain = _make_registry(plain_url) if plain_url != url else Registry(url)
+        plain.runner.runlog = PlainRunLog(plain.db)
         try:
-            ms = overhead(reg, fast, args.calls)
+            ms = overhead(reg, plain, fast, args.calls)
             ratio = ms["run"] / ms["bare"]
             print(
                 f"overhead: bare messages.create median {ms['bare']:.3f} ms, reg.run median "
@@ -179,6 +237,12 @@ def main() -> int:
                 f"{ms['raw']:.3f} ms; reg.run / raw = {ms['run'] / ms['raw']:.3f}, the cost of "
                 "the runner's own layers: get, render, request, limiter, run row, result)"
             )
+            durable = ms["run"] / ms["plain"]
+            print(
+                f"durable run log: reg.run median {ms['run']:.3f} ms, the same through the plain "
+                f"run log {ms['plain']:.3f} ms, ratio {durable:.3f} (target <= 1.10) "
+                f"{'OK' if durable <= 1.10 else 'FAIL'}"
+            )
             runs, secs, tratio = throughput(reg, slow, args.per_thread)
             print(
                 f"throughput: {runs} runs in {secs:.2f} s = {runs / secs:.1f} runs/s with "
@@ -186,6 +250,7 @@ def main() -> int:
                 f"runs/s; ratio {tratio:.3f} (target >= 0.9) {'OK' if tratio >= 0.9 else 'FAIL'}"
             )
         finally:
+            plain.close()
             reg.close()
     return 0
 

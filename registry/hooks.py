@@ -13,7 +13,8 @@ hook                   called                                  may
 ``label_listeners``    after cached labels are dropped (a      react (announce, refresh); never
                        move, a new version, an archive...)     fails the caller
 ``version_listeners``  after a new version is committed        react (webhooks, metrics)
-``run_listeners``      after a run's row is written            react (guardrails, metrics)
+``run_listeners``      after a run's row is written (or        react (guardrails, metrics)
+                       spooled while the database is down)
 ``serving_policies``   by ``get(name, unit_id=...)`` before    return the version to serve, or
                        the label is resolved                   None to let the label apply
 ``render_samples``     by a save's dry render (before it       give ``(case, variables)`` the

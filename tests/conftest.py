@@ -60,6 +60,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Never touch a real registry.db, key or budget from the developer's environment."""
     monkeypatch.setenv("REGISTRY_DATABASE_URL", f"sqlite:///{tmp_path / 'default.db'}")
+    # run rows spooled during an outage stay with their test (the PostgreSQL URL is shared)
+    monkeypatch.setenv("REGISTRY_SPOOL_DIR", str(tmp_path / "spool"))
     for var in (
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_BASE_URL",

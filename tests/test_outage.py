@@ -6,16 +6,20 @@ outages are a database file that cannot be opened.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import sqlalchemy as sa
 
 from registry import DatabaseUnavailable, Registry, RegistryError, users
+from registry.models.runs import RunRow
 from registry.reading import OUTAGE_RETRY_SECONDS
 
-from .api_support import bearer, build_app, make_keys
+from .api_support import LiveServer, bearer, build_app, make_keys
 from .conftest import simple_version
 from .pg_cluster import PrivateCluster
 
@@ -123,3 +127,96 @@ def test_http_api_answers_503_with_retry_after_and_keeps_serving_fetched_prompts
         assert client.get("/admin/").status_code == 200
     finally:
         reg.close()
+
+
+def test_a_restart_under_load_leaves_exactly_one_row_per_run_id_and_no_500(
+    private_pg: PrivateCluster, outage_url: str, fake_anthropic: Any
+) -> None:
+    """16 threads of ``run`` and 8 HTTP clients while PostgreSQL stops and starts again."""
+    fake_anthropic.latency = 0.005
+    python_reg = Registry(outage_url, cache_ttl=0)
+    server_reg = Registry(outage_url, cache_ttl=0)
+    python_reg.create_version("echo", **simple_version(labels=["production"]))
+    key = make_keys(server_reg)["run"]
+    outcomes: list[tuple[str, str | None, str]] = []  # (caller, run_id, outcome)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def record(caller: str, run_id: str | None, outcome: str) -> None:
+        with lock:
+            outcomes.append((caller, run_id, outcome))
+
+    def python_caller(i: int) -> None:
+        while not stop.is_set():
+            try:
+                result = python_reg.run("echo", {"question": f"py {i}"})
+                record("python", result.run_id, "ok")
+            except RegistryError as exc:
+                record("python", getattr(exc, "run_id", None), exc.type)
+            except Exception as exc:  # an untyped error is a failure of the test
+                record("python", None, f"UNTYPED {type(exc).__name__}: {exc}")
+
+    def http_caller(url: str, i: int) -> None:
+        with requests.Session() as http:
+            while not stop.is_set():
+                resp = http.post(
+                    f"{url}/api/v1/prompts/echo/run",
+                    json={"variables": {"question": f"http {i}"}},
+                    headers=bearer(key),
+                    timeout=60,
+                )
+                body = resp.json()
+                if resp.status_code == 200:
+                    record("http", body["run_id"], "ok")
+                else:
+                    error = body["error"]
+                    record("http", error.get("run_id"), f"{resp.status_code} {error['type']}")
+
+    python_reg.run("echo", {"question": "warm up"})  # the runner and the SDK are loaded
+    with LiveServer(build_app(server_reg)) as server:
+        warm = requests.post(
+            f"{server.url}/api/v1/prompts/echo/run",
+            json={"variables": {"question": "warm up"}},
+            headers=bearer(key),
+            timeout=60,
+        )
+        assert warm.status_code == 200
+        threads = [threading.Thread(target=python_caller, args=(i,)) for i in range(16)]
+        threads += [threading.Thread(target=http_caller, args=(server.url, i)) for i in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.5)
+            before_outage = len(outcomes)
+            private_pg.stop("fast")
+            time.sleep(2.0)
+            private_pg.start()
+            during_outage = len(outcomes) - before_outage
+            time.sleep(1.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+    try:
+        assert during_outage > 0, "no call finished while the database was down"
+        kinds = {outcome for _, _, outcome in outcomes}
+        assert not [k for k in kinds if k.startswith(("UNTYPED", "500"))], kinds
+        received = {run_id for _, run_id, _ in outcomes if run_id}
+        assert {caller for caller, _, _ in outcomes} == {"python", "http"}
+
+        def logged() -> set[str]:
+            with python_reg.db.engine.connect() as conn:
+                return set(conn.execute(sa.select(RunRow.id)).scalars())
+
+        deadline = time.monotonic() + 60
+        while not received <= logged():  # spools are replayed by each process's thread
+            assert time.monotonic() < deadline, f"{len(received - logged())} run ids have no row"
+            time.sleep(0.2)
+        with python_reg.db.engine.connect() as conn:
+            duplicated = conn.execute(
+                sa.select(RunRow.id).group_by(RunRow.id).having(sa.func.count() > 1)
+            ).all()
+        assert duplicated == []
+    finally:
+        python_reg.close()
+        server_reg.close()

@@ -18,12 +18,23 @@ from .base import State, pass_state
     help="Worker processes (gunicorn when > 1).",
 )
 @click.option("--debug", is_flag=True, help="Flask debug mode (development only).")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Do not run the periodic jobs in the server (run `prompt-registry worker` instead).",
+)
 @pass_state
-def serve(state: State, host: str, port: int, workers: int, debug: bool) -> None:
-    """Serve the web admin (/admin) and the HTTP API (/api/v1)."""
+def serve(state: State, host: str, port: int, workers: int, debug: bool, no_worker: bool) -> None:
+    """Serve the web admin (/admin) and the HTTP API (/api/v1).
+
+    Each server process also runs the periodic jobs of `prompt-registry worker` in a
+    background thread (unless --no-worker).
+    """
     from ..web import create_app
 
-    config = {"REGISTRY_DATABASE_URL": state.database} if state.database else {}
+    config: dict[str, object] = {"REGISTRY_WORKER": not no_worker}
+    if state.database:
+        config["REGISTRY_DATABASE_URL"] = state.database
     if workers > 1:
         from ..web.gunicorn import run_gunicorn
 

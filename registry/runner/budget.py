@@ -1,8 +1,10 @@
 """The daily budget: ``REGISTRY_DAILY_BUDGET_USD`` refuses runs once today's spend reaches it.
 
-"Today" is the UTC day. Spend is the sum of ``cost_usd`` of today's logged runs. It is read from
-the database at most every :data:`REFRESH_SECONDS` (so other processes' spend is seen within
-seconds) and this process's runs are added as they finish.
+"Today" is the UTC day. Spend is the sum of ``cost_usd`` of today's runs, logged or waiting in
+a local spool (see :mod:`registry.spool`). It is read from the database at most every
+:data:`REFRESH_SECONDS` (so other processes' spend is seen within seconds) and this process's
+runs are added as they finish. When the database cannot be read, a budget is never guessed:
+runs fail with :class:`~registry.errors.DatabaseUnavailable`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from ..db import Database
-from ..errors import BudgetExceeded, ConfigurationError
+from ..errors import BudgetExceeded, ConfigurationError, DatabaseUnavailable
 from .runlog import spent_since
 
 #: how often the day's spend is re-read from the database
@@ -51,14 +53,23 @@ class DailyBudget:
         self._spent = 0.0
         self._read_at = 0.0
 
-    def spent_today(self) -> float:
-        """USD logged today (UTC), from the database at most :data:`REFRESH_SECONDS` old."""
+    def spent_today(self, *, refresh: bool = False) -> float:
+        """USD spent today (UTC), from the database at most :data:`REFRESH_SECONDS` old
+        (``refresh``: read now)."""
         day = _midnight_utc()
         now = time.monotonic()
         with self._lock:
-            if self._day == day and now - self._read_at < REFRESH_SECONDS:
+            if not refresh and self._day == day and now - self._read_at < REFRESH_SECONDS:
                 return self._spent
-        spent = spent_since(self.db, day)
+        try:
+            spent = spent_since(self.db, day)
+        except DatabaseUnavailable as exc:
+            raise DatabaseUnavailable(
+                "REGISTRY_DAILY_BUDGET_USD is set but today's spend cannot be read, so no run "
+                f"is sent: {exc.message}",
+                database=exc.database,
+                retryable=exc.retryable,
+            ) from exc
         with self._lock:
             self._day, self._spent, self._read_at = day, spent, now
         return spent
@@ -71,12 +82,16 @@ class DailyBudget:
             if self._day == _midnight_utc():
                 self._spent += cost
 
-    def check(self) -> None:
-        """Raise :class:`BudgetExceeded` when today's spend reached the budget."""
+    def check(self, *, refresh: bool = False) -> None:
+        """Raise :class:`BudgetExceeded` when today's spend reached the budget.
+
+        ``refresh`` reads the spend now (the runner asks while the database is known to be
+        down, so an outage is never hidden by a cached figure).
+        """
         limit = daily_limit()
         if limit is None:
             return
-        spent = self.spent_today()
+        spent = self.spent_today(refresh=refresh)
         if spent >= limit:
             raise BudgetExceeded(
                 f"today's spend ${spent:.4f} reached the daily budget of ${limit:.2f} "

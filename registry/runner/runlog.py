@@ -1,8 +1,17 @@
-"""The run log: one row per call in ``runs``, feedback on runs, and the cost report."""
+"""The run log: one row per call in ``runs``, feedback on runs, and the cost report.
+
+A run's row is written before its result is returned. When the database cannot take it, the
+row goes to this process's local spool (:mod:`registry.spool`, fsync'd) and is replayed
+exactly once when the database is back; if neither works the call fails with
+:class:`~registry.errors.DatabaseUnavailable`. Text the database cannot store (NUL, lone
+surrogates) is stored escaped the same way on every engine (:func:`registry.text.to_storable`)
+and read back as it was (:func:`load_run`).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -13,16 +22,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..db import Database
-from ..errors import NotFound, ValidationError
+from ..db import Database, database_error
+from ..errors import DatabaseUnavailable, NotFound, ValidationError
 from ..models.base import utcnow
 from ..models.runs import FeedbackRow, RunRow
 from ..prices import Usage
 from ..run_result import RunResult
+from ..spool import Spool, insert_rows, spooled_rows
+from ..text import from_storable, has_lone_surrogate, to_storable
+
+log = logging.getLogger("registry.runner.runlog")
 
 _R = RunRow.__table__
 _F = FeedbackRow.__table__
-_INSERT_RUN = sa.insert(RunRow)
 _INSERT_FEEDBACK = sa.insert(FeedbackRow)
 
 #: a feedback name: letters, digits, ``_ - . :`` (e.g. ``thumbs_up``, ``rubric:tone``)
@@ -71,14 +83,20 @@ class RunRecord:
     suite_run_id: str | None = None
     meta: dict[str, Any] | None = None
     written: bool = False
+    #: the row went to the local spool (the database was unavailable)
+    spooled: bool = False
 
     def to_row(self) -> dict[str, Any]:
-        """Column values of the ``runs`` row."""
+        """Column values of the ``runs`` row, storable on every engine.
+
+        Text is escaped where the database could not hold it (see
+        :func:`registry.text.to_storable`) and cut to its column's length.
+        """
         u = self.usage
         message = self.error_message
         if message is not None and len(message) > MAX_ERROR_MESSAGE:
             message = message[:MAX_ERROR_MESSAGE] + "…"
-        return {
+        row = {
             "id": self.id,
             "created_at": self.created_at,
             "prompt": self.prompt[:200],
@@ -112,6 +130,13 @@ class RunRecord:
             "suite_run_id": self.suite_run_id,
             "metadata": self.meta,
         }
+        for name in _TEXT_COLUMNS:
+            value = row[name]
+            if value is not None:
+                value = to_storable(value)
+                limit = _LENGTHS.get(name)
+                row[name] = value[:limit] if limit is not None else value
+        return row
 
     def to_result(self) -> RunResult:
         """The ``RunResult`` the caller gets."""
@@ -150,11 +175,26 @@ class RunRecord:
 
 
 _JSON_COLUMNS = frozenset(c.name for c in _R.columns if isinstance(c.type, sa.JSON))
+#: text and JSON columns: escaped by ``to_row``, unescaped by ``load_run``
+_TEXT_COLUMNS = tuple(
+    c.name for c in _R.columns if isinstance(c.type, sa.String | sa.JSON) and c.name != "id"
+)
+#: the length of every bounded text column (PostgreSQL refuses longer values)
+_LENGTHS = {
+    c.name: c.type.length
+    for c in _R.columns
+    if isinstance(c.type, sa.String) and c.type.length and c.name != "id"
+}
 _COLUMNS = tuple(c.name for c in _R.columns)
 _COLUMN_LIST = ", ".join(_COLUMNS)
 #: the run inserts of the fast paths: plain DB-API, no statement compilation per call
 _SQLITE_INSERT = f"INSERT INTO runs ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 _PG_INSERT = f"INSERT INTO runs ({_COLUMN_LIST}) VALUES ({', '.join('%s' for _ in _COLUMNS)})"
+#: the retry after a broken connection: the first insert may have committed (its answer lost)
+_PG_RETRY = _PG_INSERT + " ON CONFLICT (id) DO NOTHING"
+#: seconds between a process's tries to replay its own spool (doubling up to the maximum)
+REPLAY_INTERVAL = 0.5
+REPLAY_MAX_INTERVAL = 5.0
 
 
 def _sqlite_values(row: dict[str, Any]) -> list[Any]:
@@ -185,7 +225,7 @@ def _pg_values(row: dict[str, Any]) -> list[Any]:
 
 
 class RunLog:
-    """Writes run rows: one INSERT per call, committed before the call returns.
+    """Writes run rows: one INSERT per call, committed (or spooled) before the call returns.
 
     The run log is on every call's path, so on SQLite (a file) and on PostgreSQL with psycopg
     the rows go through one dedicated autocommit DB-API connection, serialised by a lock: no
@@ -193,6 +233,9 @@ class RunLog:
     SQLite has a single writer anyway; on PostgreSQL one connection writes thousands of rows a
     second. A broken PostgreSQL connection is replaced and the row written again (once).
     Other databases use SQLAlchemy with the registry's pool.
+
+    A row the database does not take goes to :attr:`spool`; a background thread replays it
+    as soon as the database answers again (see :mod:`registry.spool`).
     """
 
     def __init__(self, db: Database) -> None:
@@ -207,10 +250,30 @@ class RunLog:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._pid = 0
+        #: rows the database could not take, on local disk until they are replayed
+        self.spool = Spool(db)
+        self._replay_lock = threading.Lock()
+        self._replayer: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
 
     def write(self, record: RunRecord) -> None:
-        """Insert the run row of ``record``."""
+        """Write the run row of ``record``: into the database, else into the local spool.
+
+        Raises :class:`DatabaseUnavailable` when neither could take it (the caller must not
+        return a result whose row exists nowhere).
+        """
         row = record.to_row()
+        try:
+            self._insert(row)
+        except Exception as exc:
+            self._spool(record, row, exc)
+        else:
+            if self.spool.pending:
+                self._wake.set()  # the database answers again: replay what waits
+        record.written = True
+
+    def _insert(self, row: dict[str, Any]) -> None:
         if self._mode == "sqlite":
             values = _sqlite_values(row)
             with self._lock:
@@ -223,11 +286,76 @@ class RunLog:
                 try:
                     self._execute(_PG_INSERT, values)
                 except (psycopg.OperationalError, psycopg.InterfaceError):
-                    self._execute(_PG_INSERT, values)  # on a fresh connection
+                    self._execute(_PG_RETRY, values)  # on a fresh connection
         else:
-            with self.db.engine.begin() as c:
-                c.execute(_INSERT_RUN, row)
-        record.written = True
+            insert_rows(self.db, [row])
+
+    def _spool(self, record: RunRecord, row: dict[str, Any], exc: Exception) -> None:
+        error = database_error(exc, self.db.url) or exc
+        first = not self.spool.pending
+        try:
+            self.spool.append(row)
+        except Exception as spool_exc:
+            raise DatabaseUnavailable(
+                f"the row of run {record.id} could not be written to the database ({error}) "
+                f"nor to the local spool {self.spool.folder} ({spool_exc}): the result is not "
+                "returned; fix the database or REGISTRY_SPOOL_DIR and retry",
+                database=self.db.url.render_as_string(hide_password=True),
+                retryable=True,
+            ) from exc
+        record.spooled = True
+        if first:
+            log.warning(
+                "run rows go to the local spool %s until the database takes them again: %s",
+                self.spool.path,
+                error,
+            )
+        self._start_replayer()
+
+    # -- replaying this process's spool --------------------------------------------------------
+
+    def _start_replayer(self) -> None:
+        with self._replay_lock:
+            if self._replayer is None and not self._closing.is_set():
+                self._replayer = threading.Thread(
+                    target=self._replay_loop, name="registry-run-spool", daemon=True
+                )
+                self._replayer.start()
+
+    def _replay_loop(self) -> None:
+        delay = REPLAY_INTERVAL
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._closing.is_set():
+                break
+            try:
+                done = self.spool.replay()
+            except DatabaseUnavailable:
+                delay = min(delay * 2, REPLAY_MAX_INTERVAL)
+                continue
+            except Exception:
+                log.exception("replaying the run spool failed; trying again")
+                delay = REPLAY_MAX_INTERVAL
+                continue
+            if done:
+                log.warning("the database is back: %d spooled run row(s) replayed", done)
+            delay = REPLAY_INTERVAL
+            with self._replay_lock:
+                if not self.spool.pending:
+                    self._replayer = None
+                    return
+        with self._replay_lock:
+            self._replayer = None
+
+    def flush(self) -> int:
+        """Replay this process's spool now; returns the rows written (0 when none waited).
+
+        Raises :class:`DatabaseUnavailable` while the database is still down.
+        """
+        return self.spool.replay() if self.spool.pending else 0
+
+    # -- the dedicated connection --------------------------------------------------------------
 
     def _execute(self, sql: str, values: list[Any]) -> None:
         conn = self._connection()
@@ -261,17 +389,39 @@ class RunLog:
                 pass
 
     def close(self) -> None:
-        """Close the dedicated connection (if any)."""
+        """Stop replaying, try a last replay, close the dedicated connection and the spool.
+
+        Rows still spooled stay on disk: ``prompt-registry worker`` replays them.
+        """
+        self._closing.set()
+        self._wake.set()
+        replayer = self._replayer
+        if replayer is not None and replayer is not threading.current_thread():
+            replayer.join(10)
+        if self.spool.pending:
+            try:
+                self.flush()
+            except Exception as exc:
+                log.warning(
+                    "%d run row(s) stay spooled in %s for `prompt-registry worker`: %s",
+                    self.spool.pending,
+                    self.spool.path,
+                    exc,
+                )
+        self.spool.close()
         with self._lock:
             self._drop()
+        self._closing = threading.Event()
+        self._wake = threading.Event()
 
 
 def load_run(db: Database, run_id: str) -> RunResult:
     """The logged run ``run_id`` as a ``RunResult``; ``NotFound`` when there is none."""
     with db.engine.connect() as conn:
-        row = conn.execute(sa.select(_R).where(_R.c.id == str(run_id))).mappings().first()
-    if row is None:
+        found = conn.execute(sa.select(_R).where(_R.c.id == str(run_id))).mappings().first()
+    if found is None:
         raise NotFound(f"run {run_id!r} does not exist", run_id=run_id)
+    row = {k: from_storable(v) if k in _TEXT_COLUMNS else v for k, v in found.items()}
     return RunResult(
         run_id=row["id"],
         name=row["prompt"],
@@ -329,6 +479,11 @@ def add_feedback(db: Database, run_id: str, name: str, value: float, *, comment:
         raise ValidationError(
             f"feedback comment is longer than {MAX_COMMENT} characters", field="comment"
         )
+    if "\x00" in comment or has_lone_surrogate(comment):
+        raise ValidationError(
+            "feedback comment contains a NUL character or a lone surrogate: remove it",
+            field="comment",
+        )
     with db.transaction() as s:
         exists = s.execute(sa.select(_R.c.id).where(_R.c.id == str(run_id))).first()
         if exists is None:
@@ -346,15 +501,29 @@ def add_feedback(db: Database, run_id: str, name: str, value: float, *, comment:
         return int(key[0]) if key else 0
 
 
+def pending_rows(db: Database, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Run rows spooled on this machine (by live or dead processes) and not in ``db`` yet."""
+    rows = {row["id"]: row for row in spooled_rows(db, since)}
+    if not rows:
+        return []
+    with db.engine.connect() as conn:
+        for start in range(0, len(rows), 500):
+            ids = list(rows)[start : start + 500]
+            for found in conn.execute(sa.select(_R.c.id).where(_R.c.id.in_(ids))).scalars():
+                rows.pop(found, None)
+    return list(rows.values())
+
+
 def spent_since(db: Database, since: datetime) -> float:
-    """USD logged by runs created at or after ``since``."""
+    """USD of runs created at or after ``since``: logged, and spooled on this machine."""
     with db.engine.connect() as conn:
         total = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(_R.c.cost_usd), 0.0)).where(
                 _R.c.created_at >= since
             )
         ).scalar()
-    return float(total or 0.0)
+    spooled = sum(float(r.get("cost_usd") or 0.0) for r in pending_rows(db, since))
+    return float(total or 0.0) + spooled
 
 
 # -- the cost report -----------------------------------------------------------------------
@@ -394,6 +563,19 @@ def _day(db: Database) -> sa.ColumnElement[Any]:
     if db.dialect == "postgresql":
         return sa.func.to_char(sa.func.timezone("UTC", _R.c.created_at), "YYYY-MM-DD")
     return sa.func.strftime("%Y-%m-%d", _R.c.created_at)
+
+
+def _spooled_key(row: dict[str, Any], by: str) -> str:
+    """The group of a spooled row, spelt as the SQL grouping spells it."""
+    if by == "version":
+        version = row.get("version")
+        prompt = row.get("prompt")
+        return f"{prompt} v{version}" if version is not None else f"{prompt} (unresolved)"
+    if by == "day":
+        created: datetime = row["created_at"]
+        return created.astimezone(UTC).strftime("%Y-%m-%d")
+    value = row.get(by)
+    return str(value) if value is not None else "(none)"
 
 
 def cost_report(
@@ -438,24 +620,41 @@ def cost_report(
         query = query.where(_R.c.source == source)
     with db.engine.connect() as conn:
         rows = conn.execute(query).all()
-    lines = []
+    totals: dict[str, list[Any]] = {}
     for row in rows:
         if by == "version":
             key = f"{row[0]} v{row[1]}" if row[1] is not None else f"{row[0]} (unresolved)"
         else:
             key = str(row[0]) if row[0] is not None else "(none)"
-        lines.append(
-            CostLine(
-                key=key,
-                runs=int(row.runs),
-                errors=int(row.errors or 0),
-                cached=int(row.cached or 0),
-                input_tokens=int(row.input_tokens or 0),
-                output_tokens=int(row.output_tokens or 0),
-                cost_usd=float(row.cost_usd or 0.0),
-                unpriced=int(row.unpriced or 0),
+        totals[key] = [
+            int(row.runs),
+            int(row.errors or 0),
+            int(row.cached or 0),
+            int(row.input_tokens or 0),
+            int(row.output_tokens or 0),
+            float(row.cost_usd or 0.0),
+            int(row.unpriced or 0),
+        ]
+    for spooled in pending_rows(db, since):  # runs the database has not taken yet
+        if source is not None and spooled.get("source") != source:
+            continue
+        key = _spooled_key(spooled, by)
+        line = totals.setdefault(key, [0, 0, 0, 0, 0, 0.0, 0])
+        cost = spooled.get("cost_usd")
+        ok = spooled.get("status") == "ok"
+        for i, value in enumerate(
+            (
+                1,
+                int(spooled.get("status") == "error"),
+                int(bool(spooled.get("cached"))),
+                int(spooled.get("input_tokens") or 0),
+                int(spooled.get("output_tokens") or 0),
+                float(cost or 0.0),
+                int(cost is None and ok and not spooled.get("cached")),
             )
-        )
+        ):
+            line[i] += value
+    lines = [CostLine(key, *values) for key, values in totals.items()]
     if by == "day":
         lines.sort(key=lambda line: line.key)
     else:
@@ -472,5 +671,6 @@ __all__ = [
     "cost_report",
     "json_safe",
     "load_run",
+    "pending_rows",
     "spent_since",
 ]

@@ -22,6 +22,7 @@ import anthropic
 
 from ..errors import (
     ConfigurationError,
+    NotFound,
     OutputValidationError,
     ParameterRefused,
     RateLimited,
@@ -256,11 +257,24 @@ class Runner:
         return StreamResult(self, call)
 
     def feedback(self, run_id: str, name: str, value: float, *, comment: str = "") -> int:
-        """Attach a score to a run (``NotFound`` for an unknown run); returns the feedback id."""
+        """Attach a score to a run (``NotFound`` for an unknown run); returns the feedback id.
+
+        A run of this process still in the local spool is replayed first.
+        """
+        try:
+            return add_feedback(self.reg.db, run_id, name, value, comment=comment)
+        except NotFound:
+            if not self.runlog.flush():
+                raise
         return add_feedback(self.reg.db, run_id, name, value, comment=comment)
 
     def get_run(self, run_id: str) -> RunResult:
-        """A logged run by id (``NotFound`` when there is none)."""
+        """A logged run by id (``NotFound`` when there is none; a spooled one is replayed)."""
+        try:
+            return load_run(self.reg.db, run_id)
+        except NotFound:
+            if not self.runlog.flush():
+                raise
         return load_run(self.reg.db, run_id)
 
     def clear_cache(self) -> None:
@@ -340,10 +354,14 @@ class Runner:
                 if hit is not None:
                     call.hit = self._serve_hit(call, hit)
                     return call
-            self.budget.check()
+            self.budget.check(refresh=self._database_down())
         except BaseException as exc:
             self._raise_failed(call, exc)
         return call
+
+    def _database_down(self) -> bool:
+        """Whether this process saw the database fail lately (stale reads, spooled rows)."""
+        return self.reg.reads.down_until > time.monotonic() or bool(self.runlog.spool.pending)
 
     def _complete(self, call: _Call) -> tuple[api.Answer, Any]:
         """Call the API (with retries); parse, validate and once repair structured output."""
@@ -620,13 +638,12 @@ class Runner:
         return record.to_result()
 
     def _write(self, record: RunRecord) -> None:
-        """Write the run row, then tell the listeners (their errors are logged, not raised)."""
-        try:
-            self.runlog.write(record)
-        except Exception:
-            logger.exception("could not write the run row %s of %s", record.id, record.prompt)
-            record.written = True
-            return
+        """Write the run row (or spool it), then tell the listeners (their errors are logged).
+
+        Raises :class:`~registry.errors.DatabaseUnavailable` when the row could be written
+        neither to the database nor to the local spool: no result without its row.
+        """
+        self.runlog.write(record)
         hooks = self.reg.hooks
         if hooks.run_listeners:
             hooks.run_logged(record.to_result())

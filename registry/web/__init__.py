@@ -14,6 +14,7 @@ from flask import Flask, Response, redirect, render_template, request
 from .. import config as registry_config
 from ..errors import DatabaseUnavailable
 from ..registry import Registry
+from ..worker import Worker
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -21,7 +22,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     ``config`` keys (all optional): ``REGISTRY_DATABASE_URL`` (default from the environment),
     ``REGISTRY`` (an existing :class:`~registry.Registry` to serve), ``SECRET_KEY``,
-    ``TESTING``, ``WTF_CSRF_ENABLED``.
+    ``TESTING``, ``WTF_CSRF_ENABLED``, ``REGISTRY_WORKER`` (True: run the periodic jobs of
+    :mod:`registry.worker` in a background thread until the registry closes; ``serve`` sets it).
     """
     app = Flask(__name__)
     app.config.update(
@@ -48,6 +50,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return redirect("/admin/")
 
     app.register_error_handler(DatabaseUnavailable, maintenance_page)
+    if app.config.get("REGISTRY_WORKER"):
+        app.extensions["registry_worker"] = Worker(reg)
+        app.extensions["registry_worker"].start()
     return app
 
 
