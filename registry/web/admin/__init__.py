@@ -13,18 +13,31 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, Response, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 #: blueprints that authenticate with bearer keys and so need no CSRF token
 CSRF_EXEMPT_BLUEPRINTS = frozenset({"api_v1"})
 
 
+#: URL prefixes whose requests never have a session (bearer keys, no cookies)
+SESSIONLESS_PREFIXES = ("/api/",)
+
+
 class _SessionInterface(SecureCookieSessionInterface):
-    """Marks the session cookie ``Secure`` whenever the request came over https."""
+    """Marks the session cookie ``Secure`` whenever the request came over https.
+
+    Requests to the JSON API get the null session without any cookie work (signing
+    serializer, cookie parsing): they authenticate with bearer keys, and it is their hot path.
+    """
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(SESSIONLESS_PREFIXES):
+            return None  # Flask then uses make_null_session: no cookie read or written
+        return super().open_session(app, request)
 
 
 def _configure_sessions(app: Flask) -> None:
