@@ -328,3 +328,10 @@ def test_users_create_without_a_terminal_names_the_password_variable(tmp_path: P
         "error: no password: set REGISTRY_USER_PASSWORD when there is no terminal to type it in "
         "(see `python -m registry users create --help`)"
     ]
+
+
+def test_apikeys_scope_choices_are_the_services() -> None:
+    from registry.api_keys import SCOPES
+    from registry.cli import apikeys
+
+    assert apikeys.SCOPES == SCOPES

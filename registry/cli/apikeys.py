@@ -6,9 +6,12 @@ import getpass
 
 import click
 
-from ..api_keys import SCOPES, create_api_key, get_api_key, list_api_keys, revoke_api_key
 from .base import State, pass_state
 from .output import print_json, print_table
+
+#: the key scopes (``registry.api_keys.SCOPES``, which a test compares): spelled out here so
+#: that the command line starts without loading the ORM models the key service needs
+SCOPES = ("read", "run", "write")
 
 
 def _operator() -> str:
@@ -40,6 +43,8 @@ def apikeys_create(
     state: State, name: str, scope: str, created_by: str | None, as_json: bool
 ) -> None:
     """Create a key NAME; the key is printed once and cannot be shown again."""
+    from ..api_keys import create_api_key  # lazy for cold start: the ORM models
+
     token, info = create_api_key(
         state.registry,
         name,
@@ -63,6 +68,8 @@ def apikeys_create(
 @pass_state
 def apikeys_list(state: State, active: bool, as_json: bool) -> None:
     """List keys (never the keys themselves): name, scope, prefix, last use, revocation."""
+    from ..api_keys import list_api_keys  # lazy for cold start: the ORM models
+
     keys = list_api_keys(state.registry, include_revoked=not active)
     if as_json:
         print_json([k.to_dict() for k in keys])
@@ -90,6 +97,8 @@ def apikeys_list(state: State, active: bool, as_json: bool) -> None:
 @pass_state
 def apikeys_revoke(state: State, key: str, actor: str | None) -> None:
     """Revoke KEY (its id or its name); requests with it are refused from now on."""
+    from ..api_keys import get_api_key, revoke_api_key  # lazy for cold start: the ORM models
+
     before = get_api_key(state.registry, key)
     info = revoke_api_key(state.registry, key, actor=actor if actor is not None else _operator())
     if not before.active:

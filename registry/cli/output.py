@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 #: width of the console in a pipe: wide enough that rich never wraps or cuts a line
 UNBOUNDED_WIDTH = 1_000_000
@@ -26,6 +29,8 @@ UNBOUNDED_WIDTH = 1_000_000
 
 def stdout_console() -> Console:
     """A rich console on stdout; in a pipe it never wraps or cuts a line."""
+    from rich.console import Console  # lazy for cold start: commands that print no table
+
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console = Console(highlight=False, soft_wrap=True, width=UNBOUNDED_WIDTH)
@@ -34,6 +39,8 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     """A rich console on stderr (progress and summaries)."""
+    from rich.console import Console  # lazy for cold start
+
     return Console(stderr=True, highlight=False)
 
 
@@ -42,6 +49,8 @@ def new_table(*headers: str, title: str | None = None, right: Iterable[str] = ()
 
     ``right`` names the columns aligned right (numbers).
     """
+    from rich.table import Table  # lazy for cold start
+
     aligned = set(right)
     table = Table(title=title, title_justify="left")
     for header in headers:
@@ -67,8 +76,7 @@ def print_table(
     Values are printed as they are (never as rich markup). The title is shown on a terminal
     only, so a pipe gets exactly one header line and one line per row.
     """
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
+    if not sys.stdout.isatty():
         click.echo("\t".join(tsv_escape(h) for h in headers))
         for row in rows:
             click.echo("\t".join(tsv_escape(v) for v in row))
@@ -76,7 +84,7 @@ def print_table(
     table = new_table(*headers, title=title, right=right)
     for row in rows:
         table.add_row(*(_plain(v) for v in row))
-    console.print(table)
+    stdout_console().print(table)
 
 
 def _plain(value: object) -> Any:

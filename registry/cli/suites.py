@@ -13,14 +13,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import ConfigurationError, RegistryError
 from .base import State, pass_state
 from .output import print_json, print_table, stderr_console, stdout_console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from ..suites import CaseResult, SuiteComparison, SuiteRun
 
 #: characters of an answer shown in tables
@@ -100,6 +101,8 @@ def progress_reporter(
 
 
 def results_table(run: SuiteRun) -> Table:
+    from rich.table import Table  # lazy for cold start: the command line loads rich on use
+
     """The table of a suite run's cases and failed assertions."""
     table = Table(title=run.describe(), title_justify="left")
     table.add_column("case")
@@ -127,6 +130,8 @@ def results_table(run: SuiteRun) -> Table:
 
 
 def comparison_table(cmp: SuiteComparison) -> Table:
+    from rich.table import Table  # lazy for cold start
+
     """Per case: both answers side by side, the assertions that changed, cost/latency deltas."""
     old, new = cmp.old, cmp.new
     table = Table(
