@@ -9,9 +9,10 @@ Prompts leave the code: every save is an immutable numbered version in SQL, labe
     version = reg.get("support-answer")  # label production
     request = version.render(question="Where is my invoice?").to_request()
 
-``RunResult``, ``VersionDiff``, ``PromptSource`` and ``RegistryService`` are loaded on first
-access (they are not needed to fetch and render); ``from registry import *`` loads them too, and
-none of them loads the ORM or the ``anthropic`` SDK.
+Only the errors load with the package; ``Registry`` and every other public name load on first
+access (PEP 562), so ``import registry.client`` (an app that talks HTTP) never loads the
+database stack. ``from registry import *`` loads them all; none of them loads the ORM or the
+``anthropic`` SDK.
 """
 
 from __future__ import annotations
@@ -44,27 +45,32 @@ from .errors import (
     UnpricedModel,
     ValidationError,
 )
-from .labels import LabelEvent, LabelMove, Release
-from .listing import Prompt
-from .registry import Registry
-from .rendering import Rendered
-from .versions import PromptVersion
 
 if TYPE_CHECKING:
     from .diff import VersionDiff
+    from .labels import LabelEvent, LabelMove, Release
+    from .prompts import Prompt
+    from .registry import Registry
+    from .rendering import Rendered
     from .run_result import RunResult
     from .service import RegistryService
     from .source import PromptSource
+    from .versions import PromptVersion
 
-__version__ = "0.1.0"
-
-#: names loaded on first access (PEP 562), so that ``import registry`` stays lean for apps
-#: that only fetch and render; none of them loads the ORM or the anthropic SDK
+#: public names loaded on first use, so ``import registry.client`` (an app that talks HTTP)
+#: or ``registry.errors`` never loads the database stack: name -> module defining it
 _LAZY = {
-    "PromptSource": "source",
-    "RegistryService": "service",
-    "RunResult": "run_result",
-    "VersionDiff": "diff",
+    "LabelEvent": ".labels",
+    "LabelMove": ".labels",
+    "Prompt": ".prompts",
+    "PromptSource": ".source",
+    "PromptVersion": ".versions",
+    "Registry": ".registry",
+    "RegistryService": ".service",
+    "Release": ".labels",
+    "Rendered": ".rendering",
+    "RunResult": ".run_result",
+    "VersionDiff": ".diff",
 }
 
 
@@ -72,8 +78,16 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'registry' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
 
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+__version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",

@@ -44,17 +44,20 @@ import requests
 import requests.adapters
 
 from .errors import (
+    PUBLIC_DETAILS,
     AuthenticationError,
     ConflictError,
     NotFound,
     PermissionDenied,
     RegistryError,
     RunError,
+    RunTimeout,
     ServiceUnavailable,
+    StreamInterrupted,
     ValidationError,
 )
-from .listing import Prompt
 from .names import DEFAULT_LABEL, LATEST
+from .prompts import Prompt
 from .rendering import CompiledPrompt, IncludeRef, Rendered, make_environment
 from .run_result import RunResult
 from .versions import PromptVersion, validate_content
@@ -75,10 +78,6 @@ HTTP_RUN_OPTIONS = ("cache", "timeout", "metadata")
 
 #: ``("label", name, label)``, ``("version", name, number)``, ``("unit", name, label, unit_id)``
 CacheKey = tuple[Any, ...]
-
-
-class _Unavailable(Exception):
-    """The server could not answer (connection error, timeout, 5xx)."""
 
 
 @dataclass(slots=True)
@@ -113,19 +112,27 @@ _BY_STATUS: dict[int, type[RegistryError]] = {
 }
 
 
-def error_from_response(status: int, body: Any) -> RegistryError:
-    """The typed ``RegistryError`` a JSON error answer stands for (same class as the server's)."""
+def error_from_response(status: int, body: Any, excerpt: str = "") -> RegistryError:
+    """The typed ``RegistryError`` a JSON error answer stands for (same class as the server's,
+    with the same details: ``field``, ``variable``, ``run_id``, ``raw_text``, ``partial_text``...).
+
+    An answer that is not the API's (a proxy's HTML page, an empty body) is typed by its
+    status: ``ServiceUnavailable`` for 5xx, with the status and the start of the body.
+    """
     detail = body.get("error") if isinstance(body, dict) else None
     if not isinstance(detail, dict):
-        detail = {}
+        seen = f": {excerpt!r}" if excerpt else ""
+        untyped = ServiceUnavailable if status >= 500 else _BY_STATUS.get(status, RegistryError)
+        return untyped(
+            f"the registry answered HTTP {status} without an API error body{seen} "
+            "(a proxy or load balancer in the way?)",
+            status=status,
+        )
     message = str(detail.get("message") or f"the registry answered HTTP {status}")
     cls = _error_classes().get(str(detail.get("type")))
     if cls is None:
         cls = _BY_STATUS.get(status, RunError if status in (429, 502, 504) else RegistryError)
-    kwargs: dict[str, Any] = {}
-    for name in ("field", "variable", "run_id", "retry_after", "retryable", "limit", "maximum"):
-        if detail.get(name) is not None:
-            kwargs[name] = detail[name]
+    kwargs = {name: detail[name] for name in PUBLIC_DETAILS if detail.get(name) is not None}
     try:
         exc = cls(message, **kwargs)
     except TypeError:
@@ -229,23 +236,36 @@ class RemoteStream:
         return self
 
     def __next__(self) -> str:
-        for event, data in self._events:
-            payload = json.loads(data) if data else {}
-            if event == "delta":
-                chunk = str(payload.get("text", ""))
-                self._text.append(chunk)
-                return chunk
-            if event == "done":
-                self.result = _run_result(payload)
-                self.close()
-                raise StopIteration
-            if event == "error":
-                self.close()
-                raise error_from_response(502, {"error": payload})
+        if self.result is not None:
+            raise StopIteration
+        try:
+            for event, data in self._events:
+                payload = json.loads(data) if data else {}
+                if event == "delta":
+                    chunk = str(payload.get("text", ""))
+                    self._text.append(chunk)
+                    return chunk
+                if event == "done":
+                    self.result = _run_result(payload)
+                    self.close()
+                    raise StopIteration
+                if event == "error":
+                    self.close()
+                    raise error_from_response(502, {"error": payload})
+        except requests.RequestException as exc:
+            self.close()
+            raise self._interrupted(f"the connection broke ({type(exc).__name__})") from None
+        except ValueError:
+            self.close()
+            raise self._interrupted("an event was not JSON (a proxy in the way?)") from None
         self.close()
-        if self.result is None:
-            raise RunError("the stream ended before the run finished (connection lost?)")
-        raise StopIteration
+        raise self._interrupted("the stream ended before the run finished")
+
+    def _interrupted(self, why: str) -> StreamInterrupted:
+        return StreamInterrupted(
+            f"the run's stream from the registry broke after {len(self.text)} characters: {why}",
+            partial_text=self.text,
+        )
 
     def close(self) -> None:
         """Stop reading and release the connection."""
@@ -400,10 +420,12 @@ class RegistryClient:
     ) -> RunResult:
         """Run a prompt on the server (which calls the model and logs the run)."""
         body = self._run_body(name, variables, label, version, unit_id, options, stream=False)
-        response = self._request("POST", self._prompt_url(name, "run"), body, self.run_timeout)
+        response = self._request(
+            "POST", self._prompt_url(name, "run"), body, self.run_timeout, timeout_error=RunTimeout
+        )
         if response.status_code != 200:
             self._raise(response)
-        return _run_result(response.json())
+        return _run_result(_json(response))
 
     def stream(
         self,
@@ -418,11 +440,26 @@ class RegistryClient:
         """Like :meth:`run` but yields text as it arrives; ``result`` holds the ``RunResult``."""
         body = self._run_body(name, variables, label, version, unit_id, options, stream=True)
         response = self._request(
-            "POST", self._prompt_url(name, "run"), body, self.run_timeout, stream=True
+            "POST",
+            self._prompt_url(name, "run"),
+            body,
+            self.run_timeout,
+            stream=True,
+            timeout_error=RunTimeout,
         )
         if response.status_code != 200:
             try:
                 self._raise(response)
+            finally:
+                response.close()
+        if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            try:
+                _json(response)  # raises when it is not JSON: a proxy's page
+                raise ServiceUnavailable(
+                    "the registry answered a streamed run without an event stream "
+                    f"({response.headers.get('Content-Type') or 'no content type'})",
+                    status=response.status_code,
+                )
             finally:
                 response.close()
         return RemoteStream(response)
@@ -434,12 +471,22 @@ class RegistryClient:
         response = self._request("POST", url, body, self.timeout)
         if response.status_code not in (200, 201):
             self._raise(response)
+        _json(response)  # the API's answer, not a proxy's page: the score was recorded
 
     def prompts(
-        self, *, folder: str | None = None, tag: str | None = None, search: str | None = None
+        self,
+        *,
+        folder: str | None = None,
+        tag: str | None = None,
+        search: str | None = None,
+        include_archived: bool = False,
     ) -> list[Prompt]:
-        """Prompts with their labels, sorted by name (not cached)."""
-        params = {k: v for k, v in (("folder", folder), ("tag", tag), ("search", search)) if v}
+        """Prompts with their labels and newest version number, sorted by name (not cached)."""
+        params: dict[str, Any] = {
+            k: v for k, v in (("folder", folder), ("tag", tag), ("search", search)) if v
+        }
+        if include_archived:
+            params["include_archived"] = "true"
         response = self._request("GET", f"{self.base_url}/prompts", None, self.timeout, params)
         if response.status_code != 200:
             self._raise(response)
@@ -454,8 +501,16 @@ class RegistryClient:
                 updated_at=_parse_time(p["updated_at"]),
                 archived=p["archived"],
             )
-            for p in response.json()["prompts"]
+            for p in _json(response)["prompts"]
         ]
+
+    def versions(self, name: str) -> list[PromptVersion]:
+        """Every version of a prompt, oldest first, ready to render (not cached)."""
+        url = f"{self.base_url}/versions"
+        response = self._request("GET", url, None, self.timeout, {"prompt": name})
+        if response.status_code != 200:
+            self._raise(response)
+        return [self._version_from(data) for data in _json(response)["versions"]]
 
     def invalidate(self, name: str | None = None) -> None:
         """Forget cached entries (all, or one prompt's); the next ``get`` asks the server."""
@@ -507,7 +562,7 @@ class RegistryClient:
                 return found
         try:
             fresh = self._fetch(key, entry)
-        except _Unavailable as exc:
+        except ServiceUnavailable as exc:
             self._mark_down()
             if entry is not None:
                 log.warning("registry unreachable (%s): serving a stale %s", exc, key[1])
@@ -516,8 +571,9 @@ class RegistryClient:
             if found is not None:
                 return found
             raise ServiceUnavailable(
-                f"the registry at {self.base_url} cannot be reached ({exc}) and {key[1]!r} is "
-                "neither cached nor in a fallback file (give fallback_path=... an export)"
+                f"{exc.message}, and {key[1]!r} is neither cached nor in a fallback file "
+                "(give fallback_path=... an export)",
+                **exc.details,
             ) from None
         return fresh.version
 
@@ -540,7 +596,8 @@ class RegistryClient:
         return found
 
     def _fetch(self, key: CacheKey, entry: _Entry | None) -> _Entry:
-        """One conditional GET; updates the cache. Raises ``_Unavailable`` or a RegistryError."""
+        """One conditional GET; updates the cache. Raises ``ServiceUnavailable`` when the server
+        cannot answer (the caller then serves what it has) or the server's typed error."""
         kind, name = key[0], key[1]
         params: dict[str, Any] = {}
         if kind == "version":
@@ -562,7 +619,7 @@ class RegistryClient:
                 with self._lock:
                     self._cache.pop(key, None)
             self._raise(response)
-        data = response.json()
+        data = _json(response)
         fresh = _Entry(
             version=self._version_from(data),
             etag=response.headers.get("ETag"),
@@ -669,9 +726,9 @@ class RegistryClient:
             return
         try:
             self._fetch(key, entry)
-        except _Unavailable as exc:
+        except ServiceUnavailable as exc:
             self._mark_down()
-            log.warning("registry unreachable, serving cached prompts: %s", exc)
+            log.warning("registry unreachable, serving cached prompts: %s", exc.message)
         except NotFound:
             pass  # dropped by _fetch: the next get asks again and raises
         except RegistryError as exc:
@@ -735,7 +792,15 @@ class RegistryClient:
         *,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        timeout_error: type[RegistryError] = ServiceUnavailable,
     ) -> requests.Response:
+        """One HTTP request; every failure to get an answer is a typed ``RegistryError``.
+
+        A refused or dropped connection is ``ServiceUnavailable``; no answer within ``timeout``
+        is ``timeout_error`` (``RunTimeout`` for runs). A 5xx answer to a GET is
+        ``ServiceUnavailable`` too (a fetch failing on the server is an outage: ``get`` serves
+        what it has); other error answers are returned for :meth:`_raise`.
+        """
         try:
             response = self._session().request(
                 method,
@@ -746,20 +811,35 @@ class RegistryClient:
                 timeout=timeout,
                 stream=stream,
             )
+        except requests.Timeout as exc:
+            self.last_error = exc
+            raise timeout_error(
+                f"the registry at {self.base_url} did not answer {method} {_path(url)} within "
+                f"{timeout:g} s",
+                cause=type(exc).__name__,
+                timeout=timeout,
+            ) from None
         except requests.RequestException as exc:
             self.last_error = exc
-            raise _Unavailable(f"{type(exc).__name__}: {exc}") from None
+            raise ServiceUnavailable(
+                f"the registry at {self.base_url} cannot be reached ({type(exc).__name__}: "
+                f"{_first_line(exc)})",
+                cause=type(exc).__name__,
+            ) from None
         if response.status_code >= 500 and method == "GET":
-            # a fetch failing on the server is an outage: the caller serves what it has.
-            # (a failed run is not: it is a typed error with its run id)
-            self.last_error = error_from_response(response.status_code, _json_or_none(response))
-            response.close()
-            raise _Unavailable(f"HTTP {response.status_code}")
+            error = _error_of(response)
+            self.last_error = error
+            raise ServiceUnavailable(
+                f"the registry at {self.base_url} cannot be reached: it answered HTTP "
+                f"{response.status_code} ({error.message})",
+                status=response.status_code,
+                server_error=error.type,
+            )
         self.last_error = None
         return response
 
     def _raise(self, response: requests.Response) -> NoReturn:
-        raise error_from_response(response.status_code, _json_or_none(response))
+        raise _error_of(response)
 
     @staticmethod
     def _run_body(
@@ -787,11 +867,57 @@ class RegistryClient:
         return body
 
 
-def _json_or_none(response: requests.Response) -> Any:
+def _path(url: str) -> str:
+    return "/" + url.split("://", 1)[-1].partition("/")[2]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no detail"
+
+
+def _excerpt(response: requests.Response) -> str:
+    try:
+        text = response.text
+    except Exception:  # a body cut short
+        return ""
+    flat = " ".join(text.split())
+    return flat[:120] + ("..." if len(flat) > 120 else "")
+
+
+def _error_of(response: requests.Response) -> RegistryError:
+    """The typed error of an error answer (see :func:`error_from_response`)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    except requests.RequestException as exc:  # the body was cut short
+        return ServiceUnavailable(
+            f"the registry's HTTP {response.status_code} answer was cut short ({_first_line(exc)})",
+            status=response.status_code,
+        )
+    excerpt = "" if isinstance(body, dict) else _excerpt(response)
+    response.close()
+    return error_from_response(response.status_code, body, excerpt)
+
+
+def _json(response: requests.Response) -> Any:
+    """The JSON body of a successful answer; an answer that is not JSON (a proxy's page, a body
+    cut short) is ``ServiceUnavailable`` naming what came instead."""
     try:
         return response.json()
     except ValueError:
-        return None
+        raise ServiceUnavailable(
+            f"the registry answered HTTP {response.status_code} with a body that is not JSON "
+            f"({_excerpt(response)!r}): is a proxy in the way?",
+            status=response.status_code,
+        ) from None
+    except requests.RequestException as exc:
+        raise ServiceUnavailable(
+            f"the registry's answer was cut short ({_first_line(exc)})",
+            status=response.status_code,
+            cause=type(exc).__name__,
+        ) from None
 
 
 __all__ = ["RegistryClient", "RemoteStream", "error_from_response"]

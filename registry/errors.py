@@ -10,9 +10,31 @@ from __future__ import annotations
 
 from typing import Any
 
+#: details an error carries over HTTP (``{"error": {"type", "message", <these>}}``), so that
+#: ``RegistryClient`` raises the same class with the same attributes as the server did
+PUBLIC_DETAILS = (
+    "field",
+    "variable",
+    "run_id",
+    "retry_after",
+    "retryable",
+    "raw_text",
+    "errors",
+    "partial_text",
+    "parameter",
+    "expected",
+    "actual",
+    "limit",
+    "maximum",
+)
+
 
 class RegistryError(Exception):
-    """Base class of every error raised by the registry."""
+    """Base class of every error raised by the registry.
+
+    ``details`` holds the keyword arguments the error was built with; those named in
+    :data:`PUBLIC_DETAILS` also travel in the HTTP API's error body (:meth:`to_dict`).
+    """
 
     #: short machine-readable name, used by the HTTP API as ``error.type``
     type: str = "registry_error"
@@ -25,8 +47,13 @@ class RegistryError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of the error used by the HTTP API."""
-        return {"type": self.type, "message": self.message}
+        """The JSON shape of the error used by the HTTP API: type, message, public details."""
+        body: dict[str, Any] = {"type": self.type, "message": self.message}
+        for name in PUBLIC_DETAILS:
+            value = self.details.get(name, getattr(self, name, None))
+            if value is not None and value != "" and value != []:
+                body[name] = value
+        return body
 
 
 class NotFound(RegistryError, LookupError):
@@ -171,10 +198,6 @@ class DatabaseUnavailable(RegistryError):
         self.retryable = retryable
         self.retry_after = retry_after
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape, with ``retryable``."""
-        return {**super().to_dict(), "retryable": self.retryable}
-
 
 class RunError(RegistryError):
     """Calling the model failed after every retry, or its answer could not be used."""
@@ -231,9 +254,9 @@ class OutputValidationError(RunError):
     def __init__(
         self, message: str, *, raw_text: str = "", errors: list[str] | None = None, **details: Any
     ) -> None:
-        super().__init__(message, **details)
+        super().__init__(message, raw_text=raw_text, errors=list(errors or []), **details)
         self.raw_text = raw_text
-        self.errors = errors or []
+        self.errors = list(errors or [])
 
 
 class StreamInterrupted(RunError):
@@ -243,7 +266,7 @@ class StreamInterrupted(RunError):
     status = 502
 
     def __init__(self, message: str, *, partial_text: str = "", **details: Any) -> None:
-        super().__init__(message, **details)
+        super().__init__(message, partial_text=partial_text, **details)
         self.partial_text = partial_text
 
 
@@ -273,6 +296,7 @@ class ServiceUnavailable(RegistryError):
 
 
 __all__ = [
+    "PUBLIC_DETAILS",
     "AuthenticationError",
     "BudgetExceeded",
     "ConfigurationError",

@@ -6,8 +6,6 @@ exactly those prompts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +13,7 @@ import sqlalchemy as sa
 from .db import Database
 from .labels import missing_prompt
 from .names import check_prompt_name
+from .prompts import Prompt
 from .tables import labels as labels_table
 from .tables import prompts as prompts_table
 from .tables import versions as versions_table
@@ -22,25 +21,6 @@ from .tables import versions as versions_table
 _P = prompts_table.c
 _L = labels_table.c
 _V = versions_table.c
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A prompt as listed: name, description, tags, labels (label -> version) and newest version."""
-
-    name: str
-    description: str
-    tags: list[str]
-    labels: dict[str, int]
-    latest_version: int
-    created_at: datetime
-    updated_at: datetime
-    archived: bool = False
-
-    @property
-    def folder(self) -> str:
-        """The folder part of a ``team/name`` prompt name ('' at the top level)."""
-        return self.name.rpartition("/")[0]
 
 
 def prompts_query(

@@ -19,8 +19,8 @@ from .db import Database
 from .hooks import Hooks
 from .includes import IncludeGraph
 from .labels import LabelEvent, Release
-from .listing import Prompt
 from .names import DEFAULT_LABEL
+from .prompts import Prompt
 from .reading import Reader
 from .render_limits import RenderLimits
 from .rendering import Rendered

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from .prompts import Prompt
 from .rendering import Rendered
 from .run_result import RunResult
 from .versions import PromptVersion
@@ -39,7 +40,8 @@ class RunStream(Protocol):
 
 @runtime_checkable
 class PromptSource(Protocol):
-    """Fetch, render and run prompts, and score runs (see :class:`registry.Registry`)."""
+    """Fetch, render and run prompts, score runs, list prompts and versions (see
+    :class:`registry.Registry`)."""
 
     def get(
         self,
@@ -88,6 +90,19 @@ class PromptSource(Protocol):
 
     def feedback(self, run_id: str, name: str, value: float, *, comment: str = "") -> None:
         """Attach a score (thumbs up = 1.0, a rating...) to a run."""
+
+    def prompts(
+        self,
+        *,
+        folder: str | None = None,
+        tag: str | None = None,
+        search: str | None = None,
+        include_archived: bool = False,
+    ) -> list[Prompt]:
+        """Prompts with their labels and newest version number, sorted by name."""
+
+    def versions(self, name: str) -> list[PromptVersion]:
+        """Every version of a prompt, oldest first."""
 
 
 __all__ = ["PromptSource", "RunStream"]

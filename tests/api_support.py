@@ -43,16 +43,20 @@ def bearer(token: str) -> dict[str, str]:
 
 @dataclass
 class Switch:
-    """WSGI middleware: counts requests and, while ``status`` is set, answers it instead."""
+    """WSGI middleware: counts requests and, while ``status`` is set, answers it instead; while
+    ``proxy`` is set, that WSGI callable answers (a proxy's HTML page, a slow answer...)."""
 
     app: Callable[..., Iterable[bytes]]
     status: int | None = None
+    proxy: Callable[..., Iterable[bytes]] | None = None
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         with self.lock:
             self.requests.append(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}")
+        if self.proxy is not None:
+            return self.proxy(environ, start_response)
         if self.status is not None:
             body = b'{"error": {"type": "internal_error", "message": "switched off by the test"}}'
             start_response(

@@ -75,6 +75,7 @@ def test_openapi_document_describes_every_endpoint(api: Api) -> None:
     expected = {
         ("get", "/prompts"),
         ("get", "/prompts/{name}"),
+        ("get", "/versions"),
         ("post", "/prompts/{name}/versions"),
         ("put", "/prompts/{name}/labels/{label}"),
         ("post", "/prompts/{name}/render"),
@@ -640,3 +641,23 @@ def test_experiment_report_and_unit_variants(api: Api) -> None:
     report.pop("generated_at", None)
     expected.pop("generated_at", None)
     assert report == expected
+
+
+def test_versions_of_a_prompt_oldest_first(api: Api) -> None:
+    reg = api.reg
+    reg.create_version("team/versions", **simple_version(system="one", labels=["staging"]))
+    reg.create_version("team/versions", **simple_version(system="two"))
+    listed = api.call("GET", "/versions?prompt=team/versions", scope="read")
+    assert listed.status_code == 200
+    versions = listed.get_json()["versions"]
+    assert [(v["version"], v["system"], v["labels"]) for v in versions] == [
+        (1, "one", ["staging"]),
+        (2, "two", []),
+    ]
+    one = api.call("GET", "/prompts/team/versions?version=1", scope="read").get_json()
+    assert versions[0] == one  # each exactly as GET /prompts/{name} shows it
+    missing = api.call("GET", "/versions?prompt=team/version", scope="read")
+    assert missing.status_code == 404
+    assert "did you mean team/versions" in missing.get_json()["error"]["message"]
+    assert api.call("GET", "/versions", scope="read").status_code == 422
+    assert api.call("GET", "/versions?prompt=team/versions", scope=None).status_code == 401

@@ -12,15 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from registry import (
     AuthenticationError,
     NotFound,
+    OutputValidationError,
     PermissionDenied,
     Registry,
+    RegistryError,
     RenderError,
+    RunTimeout,
     ServiceUnavailable,
+    StreamInterrupted,
     ValidationError,
 )
 from registry.api_keys import create_api_key
@@ -393,3 +398,172 @@ def test_label_move_reaches_a_client_in_another_process_within_a_second(pg_url: 
         server.stop()
         mover.close()
         served.close()
+
+
+# -- every failure is a typed RegistryError, with its details -------------------------------
+
+
+def _html_502(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = b"<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+    start_response("502 Bad Gateway", [("Content-Type", "text/html")])
+    return [body]
+
+
+def _html_200(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/html")])
+    return [b"<html><body>Please log in to the corporate proxy</body></html>"]
+
+
+def _slow(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    time.sleep(1.5)  # past the client's 0.3 s timeouts
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b"{}"]
+
+
+OPERATIONS: dict[str, Callable[[RegistryClient], Any]] = {
+    "get": lambda c: c.get("summarize"),
+    "render": lambda c: c.render("summarize", {"text": "x"}),
+    "run": lambda c: c.run("summarize", {"text": "x"}),
+    "stream": lambda c: list(c.stream("summarize", {"text": "x"})),
+    "feedback": lambda c: c.feedback("run-1", "thumbs_up", 1.0),
+}
+
+#: failure -> (the proxy answering, or None for a closed port) and, per operation, the class
+#: raised and the details it must carry
+FAILURES: dict[str, Any] = {
+    "closed port": (None, ServiceUnavailable, {"cause": "ConnectionError"}),
+    "timeout": (_slow, ServiceUnavailable, {"cause": "ReadTimeout"}),
+    "5xx from a proxy": (_html_502, ServiceUnavailable, {"status": 502}),
+    "invalid JSON from a proxy": (_html_200, ServiceUnavailable, {"status": 200}),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_every_client_failure_is_a_typed_registry_error(
+    env: Env, failure: str, operation: str
+) -> None:
+    proxy, expected, details = FAILURES[failure]
+    if failure == "timeout" and operation in ("run", "stream"):
+        expected = RunTimeout  # a run that may still finish on the server
+    url = env.server.url if proxy is not None else f"http://127.0.0.1:{_free_port()}"
+    env.switch.proxy = proxy
+    client = RegistryClient(url, env.keys["run"], timeout=0.3, run_timeout=0.3)
+    env.clients.append(client)
+    with pytest.raises(RegistryError) as caught:
+        OPERATIONS[operation](client)
+    error = caught.value
+    assert type(error) is expected, (type(error), error.message)
+    for name, value in details.items():
+        assert error.details.get(name) == value, (name, error.details)
+    assert error.message and "Traceback" not in error.message
+    if failure.endswith("proxy"):
+        assert "proxy" in error.message
+    if operation in ("get", "render"):
+        assert "neither cached nor in a fallback file" in error.message
+
+
+def test_a_stream_cut_by_the_network_is_stream_interrupted_with_the_text_so_far(
+    env: Env, fake_anthropic: FakeAnthropic
+) -> None:
+    def cut_after_two_deltas(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        yield b'event: delta\ndata: {"text": "Half "}\n\n'
+        yield b'event: delta\ndata: {"text": "an answer"}\n\n'
+        time.sleep(0.2)  # the client has read both deltas
+        environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)  # the network drops
+
+    env.switch.proxy = cut_after_two_deltas
+    stream = env.client(scope="run").stream("summarize", {"text": "x"})
+    received = []
+    with pytest.raises(StreamInterrupted) as caught:
+        for chunk in stream:
+            received.append(chunk)
+    assert received == ["Half ", "an answer"]
+    assert caught.value.partial_text == "Half an answer" == stream.text
+
+
+def test_server_error_details_survive_the_trip(env: Env, fake_anthropic: FakeAnthropic) -> None:
+    reg = env.reg
+    reg.create_version(
+        "facts",
+        **simple_version(
+            output_schema={"type": "object", "required": ["answer"]},
+            labels=["production"],
+        ),
+    )
+    client = env.client(scope="run")
+    # output that never validates (the runner tries one repair)
+    fake_anthropic.enqueue(Reply.text("not json"), Reply.text('{"other": 1}'))
+    with pytest.raises(OutputValidationError) as bad_output:
+        client.run("facts", {"question": "q"})
+    remote = bad_output.value
+    assert remote.raw_text == '{"other": 1}'
+    assert remote.errors and "answer" in remote.errors[0]
+    with reg.db.engine.connect() as conn:
+        status = conn.execute(
+            sa.text("SELECT status FROM runs WHERE id = :id"), {"id": remote.run_id}
+        ).scalar_one()
+    assert status == "error"  # the run id names the logged run
+
+    fake_anthropic.enqueue(Reply.cut_stream("The answer is ", chunks=2))
+    stream = client.stream("summarize", {"text": "x"})
+    with pytest.raises(StreamInterrupted) as cut:
+        list(stream)
+    assert cut.value.partial_text == "The answer is " == stream.text
+    assert cut.value.run_id
+
+    with pytest.raises(RenderError) as missing:
+        client.run("summarize", {})  # rendered on the server
+    assert missing.value.variable == "text"
+    with pytest.raises(ValidationError) as both:
+        client.run("summarize", {"text": "x"}, label="staging", version=1)
+    assert both.value.field == "version"
+
+
+def test_prompts_and_versions_match_the_local_registry(env: Env) -> None:
+    reg = env.reg
+    reg.create_version("summarize", **simple_version(labels=["staging"]))
+    reg.create_version("old/one", **simple_version())
+    reg.archive("old/one")
+    client = env.client(scope="read")
+    assert client.prompts() == reg.prompts()
+    assert client.prompts(folder="support") == reg.prompts(folder="support")
+    assert client.prompts(include_archived=True) == reg.prompts(include_archived=True)
+    assert "old/one" in {p.name for p in client.prompts(include_archived=True)}
+    remote, local = client.versions("summarize"), reg.versions("summarize")
+    assert [v.version for v in remote] == [v.version for v in local] == [1, 2]
+    for r, lv in zip(remote, local, strict=True):
+        assert (r.content_hash, r.system, r.settings, r.labels) == (
+            lv.content_hash,
+            lv.system,
+            lv.settings,
+            lv.labels,
+        )
+        variables = {"text": "t"} if "text" in lv.variables else {"question": "q"}
+        assert r.render(variables) == lv.render(variables)
+    with pytest.raises(NotFound, match="did you mean summarize"):
+        client.versions("summarise")
+
+
+# -- an app that talks HTTP does not load the server -----------------------------------------
+
+SERVER_STACK = {"sqlalchemy", "flask", "flask_admin", "scipy", "psycopg", "redis", "anthropic"}
+
+
+def test_importing_the_client_loads_none_of_the_server_stack() -> None:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import registry.client"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "registry.client" in imported and "requests" in imported  # the probe works
+    top_level = {name.split(".")[0] for name in imported}
+    assert top_level & SERVER_STACK == set(), sorted(top_level & SERVER_STACK)

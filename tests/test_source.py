@@ -1,4 +1,5 @@
-"""``PromptSource``: ``Registry`` and ``RegistryClient`` offer the same get/render/run/stream/feedback."""
+"""``PromptSource``: ``Registry`` and ``RegistryClient`` offer the same get/render/run/stream/feedback/
+prompts/versions."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from registry.client import RegistryClient
 from registry.source import RunStream
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ("get", "render", "run", "stream", "feedback")
+METHODS = ("get", "render", "run", "stream", "feedback", "prompts", "versions")
 
 
 def test_registry_and_client_are_prompt_sources_at_run_time(sqlite_url: str) -> None:

@@ -12,7 +12,7 @@ from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
 from ...db import database_error
-from ...errors import AuthenticationError, RegistryError, RenderLimitExceeded, ValidationError
+from ...errors import AuthenticationError, RegistryError
 
 log = logging.getLogger("registry.api")
 
@@ -27,23 +27,11 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_body(exc: RegistryError) -> dict[str, Any]:
-    """The ``error`` object for a registry error: type, message and the field at fault."""
+    """The ``error`` object for a registry error: type, message and its public details
+    (``field``, ``variable``, ``run_id``, ``raw_text``, ``partial_text``...)."""
     body = exc.to_dict()
-    field = getattr(exc, "field", None)
-    if isinstance(exc, ValidationError) and field:
-        body["field"] = field
-    variable = getattr(exc, "variable", None)
-    if variable:
-        body["variable"] = variable
-    run_id = getattr(exc, "run_id", None)
-    if run_id:
-        body["run_id"] = run_id
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        body["retry_after"] = float(retry_after)
-    if isinstance(exc, RenderLimitExceeded):
-        body["limit"] = exc.limit
-        body["maximum"] = exc.maximum
+    if isinstance(body.get("retry_after"), int | float):
+        body["retry_after"] = float(body["retry_after"])
     return body
 
 

@@ -41,6 +41,15 @@ class ListPromptsQuery(_Query):
     folder: str | None = Field(None, max_length=MAX_PROMPT_NAME, description="Only this folder.")
     tag: str | None = Field(None, max_length=64, description="Only prompts with this tag.")
     search: str | None = Field(None, max_length=MAX_PROMPT_NAME, description="Name contains.")
+    include_archived: bool = Field(False, description="Also archived prompts.")
+
+
+class VersionsQuery(_Query):
+    """Which prompt ``GET /versions`` lists."""
+
+    prompt: str = Field(
+        min_length=1, max_length=MAX_PROMPT_NAME, description="Prompt name (with its folders)."
+    )
 
 
 class SelectorQuery(_Query):
@@ -196,6 +205,12 @@ class VersionOut(_Response):
     )
 
 
+class VersionList(_Response):
+    """Answer of ``GET /prompts/{name}/versions``."""
+
+    versions: list[VersionOut] = Field(description="Every version, oldest first.")
+
+
 class CreatedVersion(VersionOut):
     """Answer of ``POST /prompts/{name}/versions``."""
 
@@ -280,6 +295,23 @@ class ErrorDetail(_Response):
         None, description="The render limit exceeded: the environment variable that sets it."
     )
     maximum: int | None = Field(None, description="The value of that render limit.")
+    retryable: bool | None = Field(
+        None, description="database_unavailable: whether trying again later is worth it."
+    )
+    raw_text: str | None = Field(
+        None, description="output_validation_error: the model's answer that did not validate."
+    )
+    errors: list[str] | None = Field(
+        None, description="output_validation_error: what was wrong with the answer."
+    )
+    partial_text: str | None = Field(
+        None, description="stream_interrupted: the text sent before the stream broke."
+    )
+    parameter: str | None = Field(
+        None, description="parameter_refused: the model setting the API refused."
+    )
+    expected: int | None = Field(None, description="conflict: the version the caller expected.")
+    actual: int | None = Field(None, description="conflict: the version the label is at.")
 
 
 class ErrorOut(_Response):
@@ -319,5 +351,7 @@ __all__ = [
     "RunRequest",
     "SelectorQuery",
     "StreamEvent",
+    "VersionList",
     "VersionOut",
+    "VersionsQuery",
 ]

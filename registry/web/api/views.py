@@ -16,7 +16,7 @@ from ... import __version__
 from ...api_keys import ApiKeyInfo
 from ...config import protected_labels
 from ...errors import NotFound, PermissionDenied, RegistryError, ValidationError
-from ...listing import Prompt
+from ...prompts import Prompt
 from ...registry import Registry
 from ...rendering import IncludeRef, Rendered, analyze, include_source
 from ...versions import PromptVersion
@@ -40,7 +40,9 @@ from .schemas import (
     RunOut,
     RunRequest,
     SelectorQuery,
+    VersionList,
     VersionOut,
+    VersionsQuery,
 )
 
 log = logging.getLogger("registry.api")
@@ -172,8 +174,36 @@ def _check_protected(labels: list[str], key: ApiKeyInfo) -> None:
 )
 def list_prompts(*, caller: ApiKeyInfo, query: ListPromptsQuery) -> Response:
     """Every prompt (archived ones excepted) with its labels and newest version number."""
-    prompts = get_registry().prompts(folder=query.folder, tag=query.tag, search=query.search)
+    prompts = get_registry().prompts(
+        folder=query.folder,
+        tag=query.tag,
+        search=query.search,
+        include_archived=query.include_archived,
+    )
     return json_response({"prompts": [_prompt_dict(p) for p in prompts]})
+
+
+@operation(
+    "GET",
+    "/versions",
+    summary="List the versions of a prompt",
+    scope="read",
+    query=VersionsQuery,
+    responses={
+        200: ("Every version, oldest first, as GET /prompts/{name} shows one.", VersionList)
+    },
+    errors=(*AUTH_ERRORS, 404, 422),
+    tags=("prompts",),
+)
+def list_versions(*, caller: ApiKeyInfo, query: VersionsQuery) -> Response:
+    """Every version of a prompt with its content, labels and included prompts, oldest first.
+
+    The prompt is named in the query (`?prompt=support/answer`), so no prompt name can be
+    mistaken for a sub-resource.
+    """
+    reg = get_registry()
+    versions = reg.versions(query.prompt)
+    return json_response({"versions": [version_dict(reg, v) for v in versions]})
 
 
 @operation(
