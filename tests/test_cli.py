@@ -237,6 +237,7 @@ LISTINGS = [
     ("seed",),
     ("import",),
     ("costs",),
+    ("prices",),
     ("run",),
     ("test",),
     ("users", "list"),
