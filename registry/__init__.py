@@ -22,10 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AuthenticationError,
+    BatchError,
+    BatchItemCanceled,
+    BatchItemExpired,
+    BatchItemFailed,
     BudgetExceeded,
     ConfigurationError,
     ConflictError,
     DatabaseUnavailable,
+    InputFileError,
     NotFound,
     OutputValidationError,
     ParameterRefused,
@@ -91,10 +96,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "BatchError",
+    "BatchItemCanceled",
+    "BatchItemExpired",
+    "BatchItemFailed",
     "BudgetExceeded",
     "ConfigurationError",
     "ConflictError",
     "DatabaseUnavailable",
+    "InputFileError",
     "LabelEvent",
     "LabelMove",
     "NotFound",

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 #: the Alembic revision this code expects; a test checks it is the head of ``migrations/``
-SCHEMA_REVISION = "0006_suites"
+SCHEMA_REVISION = "0007_batches"
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -203,6 +203,13 @@ class Database:
         For the read path, which never loads the ORM (``snapshot`` is the ORM equivalent).
         """
         with self._engines[1].begin() as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """A Core connection in a write transaction (``BEGIN IMMEDIATE`` on SQLite), committed
+        on success, rolled back on any error: several writes land together or not at all."""
+        with self._engines[2].begin() as conn:
             yield conn
 
     @contextmanager

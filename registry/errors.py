@@ -281,6 +281,70 @@ class ParameterRefused(RunError):
         self.parameter = parameter
 
 
+class BatchError(RunError):
+    """A Message Batch as a whole could not be submitted, followed or read.
+
+    ``batch_id`` is the API's id of the batch when it has one (``msgbatch_...``).
+    """
+
+    type = "batch_error"
+    status = 502
+
+    def __init__(self, message: str, *, batch_id: str | None = None, **details: Any) -> None:
+        super().__init__(message, batch_id=batch_id, **details)
+        self.batch_id = batch_id
+
+
+class BatchItemFailed(RunError):
+    """One item of a Message Batch did not succeed (its run is logged with this error).
+
+    ``outcome`` is the API's result type (``errored``, ``expired``, ``canceled``);
+    ``error_type`` the API's error type of an errored item (``overloaded_error``...), which is
+    also the run's ``error_type``; ``custom_id`` the item.
+    """
+
+    type = "batch_item_failed"
+    status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str = "errored",
+        error_type: str | None = None,
+        custom_id: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(
+            message, outcome=outcome, error_type=error_type, custom_id=custom_id, **details
+        )
+        self.outcome = outcome
+        self.error_type = error_type
+        self.custom_id = custom_id
+
+
+class BatchItemExpired(BatchItemFailed):
+    """A batch item was not processed before its batch expired (24 hours after submission)."""
+
+    type = "batch_expired"
+
+
+class BatchItemCanceled(BatchItemFailed):
+    """A batch item was not processed because its batch was canceled."""
+
+    type = "batch_canceled"
+
+
+class InputFileError(ValidationError):
+    """A line of an input file is not usable; ``line`` is its number (1-based)."""
+
+    type = "invalid_input"
+
+    def __init__(self, message: str, *, line: int | None = None, **details: Any) -> None:
+        super().__init__(message, line=line, **details)
+        self.line = line
+
+
 class AuthenticationError(RegistryError):
     """An API key is missing, unknown or revoked (HTTP 401)."""
 
@@ -298,10 +362,15 @@ class ServiceUnavailable(RegistryError):
 __all__ = [
     "PUBLIC_DETAILS",
     "AuthenticationError",
+    "BatchError",
+    "BatchItemCanceled",
+    "BatchItemExpired",
+    "BatchItemFailed",
     "BudgetExceeded",
     "ConfigurationError",
     "ConflictError",
     "DatabaseUnavailable",
+    "InputFileError",
     "NotFound",
     "OutputValidationError",
     "ParameterRefused",

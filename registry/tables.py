@@ -126,3 +126,36 @@ label_events = sa.Table(
     _created(),
     sa.Index(None, "prompt_id", "label", "id"),
 )
+
+#: nullable JSON columns store Python None as SQL NULL (not the JSON text 'null')
+_NULLABLE_JSON = sa.JSON(none_as_null=True)
+
+#: Message Batches the registry submitted (suite runs, bulk jobs): followed and resumed from here;
+#: ``reserved_usd`` is what the daily budget still counts for it until its results are logged;
+#: ``items`` (compressed JSON, see ``registry.batch.store``) what each request becomes, kept
+#: until the results are logged
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("api_id", sa.String(100), nullable=True, unique=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("prompt", sa.String(200), nullable=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("total", sa.Integer, nullable=False, default=0),
+    sa.Column("counts", _NULLABLE_JSON, nullable=True),
+    sa.Column("reserved_usd", sa.Double, nullable=False, default=0.0),
+    sa.Column("spent_usd", sa.Double, nullable=False, default=0.0),
+    sa.Column("input_hash", sa.String(64), nullable=True),
+    sa.Column("output_path", sa.Text, nullable=True),
+    sa.Column("options", _NULLABLE_JSON, nullable=True),
+    sa.Column("items", sa.LargeBinary, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False, default=""),
+    sa.Column("error", sa.Text, nullable=True),
+    _created(),
+    sa.Column("submitted_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Index(None, "status", "created_at"),
+)

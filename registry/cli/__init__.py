@@ -6,10 +6,22 @@ the main group here, in help order. A new command module is added to this list.
 
 from __future__ import annotations
 
-from . import apikeys, db, experiments, prompts, run, serve, suites, testing, users, worker
+from . import apikeys, batch, db, experiments, prompts, run, serve, suites, testing, users, worker
 from .base import main
 
-for _module in (db, prompts, serve, worker, run, users, apikeys, experiments, suites, testing):
+for _module in (
+    db,
+    prompts,
+    serve,
+    worker,
+    run,
+    users,
+    apikeys,
+    experiments,
+    suites,
+    batch,
+    testing,
+):
     _module.register(main)
 
 __all__ = ["main"]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from ..batch import StoredBatch
     from ..suites import CaseResult, SuiteComparison, SuiteRun
 
 #: characters of an answer shown in tables
@@ -242,6 +243,21 @@ def _history(state: State, name: str, version: int | None, as_json: bool) -> Non
     default=None,
     help="Seconds allowed per model call.",
 )
+@click.option(
+    "--batch",
+    "batch",
+    is_flag=True,
+    help="Send every case as one Message Batch (half the price, results within 24 h); "
+    "a suite run still waiting for its batch is resumed instead.",
+)
+@click.option(
+    "--resume",
+    "resume_id",
+    default=None,
+    metavar="BATCH_ID",
+    help="Finish the suite runs of a batch submitted before (nothing is sent again).",
+)
+@click.option("--no-wait", is_flag=True, help="With --batch: submit and exit (then --resume).")
 @click.option("--actor", default=None, envvar="USER", help="Who runs it (default: $USER).")
 @click.option("--history", is_flag=True, help="List the prompt's past suite runs instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
@@ -257,6 +273,9 @@ def suite_cmd(
     against: int | None,
     fresh: bool,
     timeout: float | None,
+    batch: bool,
+    resume_id: str | None,
+    no_wait: bool,
     actor: str | None,
     history: bool,
     as_json: bool,
@@ -264,8 +283,19 @@ def suite_cmd(
     """Run the regression suite of prompt NAME (every test case through the runner).
 
     Stores a suite run with per-case results (the label gate reads it), prints a table of
-    cases and failed assertions, and exits 1 when any case fails.
+    cases and failed assertions, and exits 1 when any case fails. With --batch the cases go
+    as one Message Batch and the suite run waits for it (resumable with --resume).
     """
+    if resume_id is not None:
+        if name or all_prompts or against is not None:
+            raise click.UsageError("--resume BATCH_ID takes no NAME, --all or --against")
+        if not _print_runs(_resume(state, resume_id), junit_path, as_json):
+            sys.exit(1)
+        return
+    if no_wait and not batch:
+        raise click.UsageError("--no-wait goes with --batch")
+    if batch and against is not None:
+        raise click.UsageError("--against runs synchronously: drop --batch")
     if all_prompts and (name or version or label or against):
         raise click.UsageError("--all runs every prompt at its staging label: give no NAME")
     if not all_prompts and not name:
@@ -279,7 +309,12 @@ def suite_cmd(
         _history(state, name, version, as_json)
         return
     options: dict[str, Any] = {"concurrency": concurrency, "actor": actor or "", "timeout": timeout}
-    if all_prompts:
+    if batch:
+        runs = _run_batched(state, name, version, label, all_prompts, actor or "", no_wait)
+        if no_wait:
+            return
+        ok = _print_runs(runs, junit_path, as_json)
+    elif all_prompts:
         ok = _run_all(state, options, junit_path, as_json)
     elif against is not None:
         assert name is not None
@@ -423,6 +458,89 @@ def _run_all(state: State, options: dict[str, Any], junit_path: str | None, as_j
     if junit_path:
         write_junit(runs, junit_path)
     return ok
+
+
+def _print_runs(runs: list[SuiteRun], junit_path: str | None, as_json: bool) -> bool:
+    """Print finished suite runs (tables, or JSON); True when every one passed."""
+    from ..suites import write_junit
+
+    if as_json:
+        print_json([r.to_dict() for r in runs] if len(runs) != 1 else runs[0].to_dict())
+    else:
+        out = stdout_console()
+        for run in runs:
+            out.print(results_table(run))
+            out.print(run.describe(), markup=False)
+    if junit_path:
+        write_junit(runs, junit_path)
+    return all(r.ok for r in runs)
+
+
+def _resume(state: State, batch_id: str) -> list[SuiteRun]:
+    from ..suites.batched import resume_suite_batch
+    from .batch import batch_progress
+
+    with batch_progress(stderr_console(), "batch") as progress:
+        return resume_suite_batch(state.registry, batch_id, progress=progress)
+
+
+def _run_batched(
+    state: State,
+    name: str | None,
+    version: int | None,
+    label: str | None,
+    all_prompts: bool,
+    actor: str,
+    no_wait: bool,
+) -> list[SuiteRun]:
+    """``test --batch``: one batch for the suite (or every suite with --all); a suite run of
+    the same version still waiting for its batch is resumed instead of sending it again."""
+    from ..suites import case_counts
+    from ..suites.batched import (
+        SuiteTarget,
+        open_suite_batch,
+        resume_suite_batch,
+        run_suites_batched,
+    )
+    from ..suites.runner import resolve_version
+    from .batch import batch_progress, submitted_line
+
+    reg = state.registry
+    err = stderr_console()
+    if all_prompts:
+        counts = case_counts(reg)
+        targets = []
+        for prompt in reg.prompts():
+            if not counts.get(prompt.name) or STAGING not in prompt.labels:
+                err.print(f"skip {prompt.name}: no test cases or no {STAGING} label", markup=False)
+                continue
+            targets.append(SuiteTarget(prompt.name, label=STAGING))
+    else:
+        assert name is not None
+        target = resolve_version(reg, name, version=version, label=label)
+        waiting = open_suite_batch(reg, name, target.version)
+        if waiting is not None:
+            err.print(f"{name} v{target.version}: resuming batch {waiting}", markup=False)
+            if no_wait:
+                return []
+            with batch_progress(err, name) as progress:
+                return resume_suite_batch(reg, waiting, progress=progress)
+        targets = [SuiteTarget(name, version=version, label=label)]
+
+    def submitted(batch: StoredBatch) -> None:
+        err.print(
+            submitted_line(batch, f"prompt-registry test --resume {batch.name}"), markup=False
+        )
+
+    with batch_progress(err, name or "suites") as progress:
+        return run_suites_batched(
+            reg,
+            targets,
+            actor=actor,
+            on_submitted=submitted,
+            progress=progress,
+            wait=not no_wait,
+        )
 
 
 def register(group: click.Group) -> None:

@@ -32,7 +32,8 @@ class SuiteCaseRow(Base):
 class SuiteRunRow(Base):
     """One execution of a prompt's suite against one version, with its outcome and counts.
 
-    ``status`` is ``running`` while cases execute, then ``passed`` (every case passed),
+    ``status`` is ``running`` while cases execute (or their batch runs), then ``passed`` (every
+    case passed),
     ``failed`` (a case failed or its run errored) or ``error`` (the suite itself could not finish).
     ``cases_hash`` fingerprints the cases it ran, so the gate can tell when they changed since.
     """
@@ -56,6 +57,10 @@ class SuiteRunRow(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    #: the Message Batch the cases went in (ours or the API's id; None: run synchronously)
+    batch_id: Mapped[str | None] = mapped_column(sa.String(100))
+    #: another model than the version's (a model-matrix run: never counts for the gate)
+    model: Mapped[str | None] = mapped_column(sa.String(128))
 
 
 class CaseResultRow(Base):

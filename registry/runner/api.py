@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -11,6 +14,7 @@ from typing import Any
 import anthropic
 import httpx2
 
+from ..errors import ConfigurationError
 from ..prices import Usage
 
 
@@ -146,9 +150,42 @@ def count_tokens(client: anthropic.Anthropic, request: dict[str, Any], timeout: 
     return int(client.messages.count_tokens(**params, timeout=timeout).input_tokens)
 
 
+class SdkClient:
+    """An ``anthropic.Anthropic`` client: built on first use from ``ANTHROPIC_API_KEY`` (and
+    ``ANTHROPIC_BASE_URL``), rebuilt when either changes."""
+
+    def __init__(self) -> None:
+        self._client: anthropic.Anthropic | None = None
+        self._ident: tuple[str, str | None] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> anthropic.Anthropic:
+        """The client (``ConfigurationError`` when no API key is set: nothing is sent)."""
+        key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+        if not key:
+            raise ConfigurationError(
+                "ANTHROPIC_API_KEY is not set: export your Anthropic API key before running "
+                "prompts (no request was sent)"
+            )
+        base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
+        ident = (hashlib.sha256(key.encode()).hexdigest(), base_url)
+        with self._lock:
+            if self._client is None or self._ident != ident:
+                self._client = anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0)
+                self._ident = ident
+            return self._client
+
+    def close(self) -> None:
+        """Close the HTTP connections (a later ``get`` builds a new client)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
 def perf_ms(start: float) -> float:
     """Milliseconds since ``start`` (a ``time.perf_counter()`` value)."""
     return (time.perf_counter() - start) * 1000.0
 
 
-__all__ = ["Answer", "StreamState", "count_tokens", "create", "perf_ms", "stream"]
+__all__ = ["Answer", "SdkClient", "StreamState", "count_tokens", "create", "perf_ms", "stream"]

@@ -1,10 +1,12 @@
 """The daily budget: ``REGISTRY_DAILY_BUDGET_USD`` refuses runs once today's spend reaches it.
 
 "Today" is the UTC day. Spend is the sum of ``cost_usd`` of today's runs, logged or waiting in
-a local spool (see :mod:`registry.spool`). It is read from the database at most every
-:data:`REFRESH_SECONDS` (so other processes' spend is seen within seconds) and this process's
-runs are added as they finish. When the database cannot be read, a budget is never guessed:
-runs fail with :class:`~registry.errors.DatabaseUnavailable`.
+a local spool (see :mod:`registry.spool`), plus what Message Batches submitted today still
+reserve (their worst case, until their results are logged: see :mod:`registry.batch.jobs`).
+It is read from the database at most every :data:`REFRESH_SECONDS` (so other processes'
+spend is seen within seconds) and this process's runs are added as they finish. When the
+database cannot be read, a budget is never guessed: runs fail with
+:class:`~registry.errors.DatabaseUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from ..db import Database
 from ..errors import BudgetExceeded, ConfigurationError, DatabaseUnavailable
+from ..tables import batches
 from .runlog import spent_since
 
 #: how often the day's spend is re-read from the database
@@ -38,6 +43,20 @@ def daily_limit() -> float | None:
     return value
 
 
+#: statuses of a batch whose results are not all logged yet (it still holds its reservation)
+OPEN_BATCH_STATUSES = ("submitting", "in_progress", "canceling", "ended")
+
+
+def batch_reservations(db: Database, since: datetime) -> float:
+    """USD still reserved by Message Batches submitted since ``since`` whose results are not
+    all logged yet."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(batches.c.reserved_usd), 0.0)).where(
+        batches.c.status.in_(OPEN_BATCH_STATUSES), batches.c.created_at >= since
+    )
+    with db.engine.connect() as conn:
+        return float(conn.execute(query).scalar() or 0.0)
+
+
 def _midnight_utc() -> datetime:
     now = datetime.now(UTC)
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -54,15 +73,15 @@ class DailyBudget:
         self._read_at = 0.0
 
     def spent_today(self, *, refresh: bool = False) -> float:
-        """USD spent today (UTC), from the database at most :data:`REFRESH_SECONDS` old
-        (``refresh``: read now)."""
+        """USD spent today (UTC), open batches' reservations included, from the database at
+        most :data:`REFRESH_SECONDS` old (``refresh``: read now)."""
         day = _midnight_utc()
         now = time.monotonic()
         with self._lock:
             if not refresh and self._day == day and now - self._read_at < REFRESH_SECONDS:
                 return self._spent
         try:
-            spent = spent_since(self.db, day)
+            spent = spent_since(self.db, day) + batch_reservations(self.db, day)
         except DatabaseUnavailable as exc:
             raise DatabaseUnavailable(
                 "REGISTRY_DAILY_BUDGET_USD is set but today's spend cannot be read, so no run "
@@ -99,4 +118,4 @@ class DailyBudget:
             )
 
 
-__all__ = ["DailyBudget", "daily_limit"]
+__all__ = ["OPEN_BATCH_STATUSES", "DailyBudget", "batch_reservations", "daily_limit"]

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -415,6 +416,27 @@ class RunLog:
         self._wake = threading.Event()
 
 
+def insert_runs(conn: sa.Connection, records: Sequence[RunRecord]) -> None:
+    """Insert the run rows of ``records`` in the caller's transaction (one statement, many rows).
+
+    For writers of many runs at once (the results of a Message Batch), which update other
+    tables in the same transaction; a single call's run goes through :meth:`RunLog.write`.
+    The rows are encoded as :class:`RunLog`'s fast paths encode them (no per-row type
+    processing), on SQLite and on PostgreSQL with psycopg.
+    """
+    if not records:
+        return
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_INSERT, [tuple(_sqlite_values(r.to_row())) for r in records])
+    elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+        conn.exec_driver_sql(_PG_INSERT, [tuple(_pg_values(r.to_row())) for r in records])
+    else:
+        conn.execute(sa.insert(RunRow), [r.to_row() for r in records])
+    for r in records:
+        r.written = True
+
+
 def load_run(db: Database, run_id: str) -> RunResult:
     """The logged run ``run_id`` as a ``RunResult``; ``NotFound`` when there is none."""
     with db.engine.connect() as conn:
@@ -669,6 +691,7 @@ __all__ = [
     "RunRecord",
     "add_feedback",
     "cost_report",
+    "insert_runs",
     "json_safe",
     "load_run",
     "pending_rows",

@@ -13,7 +13,8 @@ a protected label (``REGISTRY_PROTECTED_LABELS``, default ``production``) to ver
    release) is allowed: it was approved when it first received the label, and an emergency
    rollback must not wait for a suite;
 4. otherwise V's latest suite run must have finished with status ``passed`` and must have run
-   the current cases (same fingerprint): editing the cases calls for a new run.
+   the current cases (same fingerprint): editing the cases calls for a new run. Only runs of
+   the version as saved count: a model-matrix run (``test --models``) never does.
 
 Other labels (``staging``...) are never gated.
 """
@@ -90,7 +91,11 @@ def gate_problem(session: Session, prompt_id: int, prompt: str, version: int) ->
     """
     latest = session.scalars(
         sa.select(SuiteRunRow)
-        .where(SuiteRunRow.prompt_id == prompt_id, SuiteRunRow.version == version)
+        .where(
+            SuiteRunRow.prompt_id == prompt_id,
+            SuiteRunRow.version == version,
+            SuiteRunRow.model.is_(None),  # a model-matrix run never counts
+        )
         .order_by(SuiteRunRow.id.desc())
         .limit(1)
     ).first()

@@ -94,6 +94,16 @@ class SuiteRun:
     cost_usd: float | None = None
     error: str | None = None
     results: list[CaseResult] = field(default_factory=list)
+    #: the Message Batch the cases went in (None: run synchronously)
+    batch_id: str | None = None
+    #: the model the cases ran on instead of the version's (a model matrix), or None
+    model: str | None = None
+
+    @property
+    def counts_for_gate(self) -> bool:
+        """True for a run of the version as saved (a matrix run with another model never
+        counts for the promotion gate)."""
+        return self.model is None
 
     @property
     def ok(self) -> bool:
@@ -119,7 +129,10 @@ class SuiteRun:
             what += f"; did not finish: {self.error}"
         elif self.status == RUNNING:
             what += f" of {self.total}; still running"
-        return f"{self.prompt} v{self.version}: {what} (suite run #{self.id})"
+            if self.batch_id:
+                what += f" (batch {self.batch_id})"
+        model = f" on {self.model}" if self.model else ""
+        return f"{self.prompt} v{self.version}{model}: {what} (suite run #{self.id})"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (results included)."""
@@ -137,6 +150,8 @@ class SuiteRun:
             "actor": self.actor,
             "cost_usd": self.cost_usd,
             "error": self.error,
+            "batch_id": self.batch_id,
+            "model": self.model,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "results": [r.to_dict() for r in self.results],
@@ -202,6 +217,8 @@ def row_to_suite_run(row: SuiteRunRow, prompt: str) -> SuiteRun:
         finished_at=row.finished_at,
         cost_usd=row.cost_usd,
         error=row.error,
+        batch_id=row.batch_id,
+        model=row.model,
     )
 
 
@@ -226,9 +243,19 @@ def get_suite_run(reg: RegistryService, suite_run_id: int) -> SuiteRun:
 
 
 def suite_runs(
-    reg: RegistryService, name: str, *, version: int | None = None, limit: int = 50, offset: int = 0
+    reg: RegistryService,
+    name: str,
+    *,
+    version: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    matrix: bool | None = None,
 ) -> list[SuiteRun]:
-    """A prompt's suite runs (of one version, or all), newest first, without case results."""
+    """A prompt's suite runs (of one version, or all), newest first, without case results.
+
+    ``matrix`` True keeps only model-matrix runs, False only runs of the versions as saved,
+    None both.
+    """
     query = (
         sa.select(SuiteRunRow)
         .join(PromptRow, PromptRow.id == SuiteRunRow.prompt_id)
@@ -239,6 +266,10 @@ def suite_runs(
     )
     if version is not None:
         query = query.where(SuiteRunRow.version == version)
+    if matrix is not None:
+        query = query.where(
+            SuiteRunRow.model.is_not(None) if matrix else SuiteRunRow.model.is_(None)
+        )
     with reg.db.snapshot() as s:
         if s.scalar(sa.select(PromptRow.id).where(PromptRow.name == name)) is None:
             raise NotFound(f"prompt {name!r} does not exist", prompt=name)
@@ -246,18 +277,22 @@ def suite_runs(
 
 
 def latest_suite_run(reg: RegistryService, name: str, version: int) -> SuiteRun | None:
-    """The newest suite run of a version (the one the gate looks at), or None."""
-    found = suite_runs(reg, name, version=version, limit=1)
+    """The newest suite run of a version as saved (the one the gate looks at), or None.
+
+    Model-matrix runs (another model than the version's) are not considered.
+    """
+    found = suite_runs(reg, name, version=version, limit=1, matrix=False)
     return found[0] if found else None
 
 
 def latest_by_version(reg: RegistryService, name: str) -> dict[int, SuiteRun]:
-    """The newest suite run of each version of a prompt that has one."""
+    """The newest suite run (of the version as saved, not a matrix run) of each version of a
+    prompt that has one."""
     with reg.db.snapshot() as s:
         newest = (
             sa.select(sa.func.max(SuiteRunRow.id))
             .join(PromptRow, PromptRow.id == SuiteRunRow.prompt_id)
-            .where(PromptRow.name == name)
+            .where(PromptRow.name == name, SuiteRunRow.model.is_(None))
             .group_by(SuiteRunRow.version)
         )
         rows = s.scalars(sa.select(SuiteRunRow).where(SuiteRunRow.id.in_(newest))).all()
@@ -265,8 +300,13 @@ def latest_by_version(reg: RegistryService, name: str) -> dict[int, SuiteRun]:
 
 
 def latest_by_prompt(reg: RegistryService) -> dict[str, SuiteRun]:
-    """The newest suite run of every prompt that has one (one query whatever the count)."""
-    newest = sa.select(sa.func.max(SuiteRunRow.id)).group_by(SuiteRunRow.prompt_id)
+    """The newest suite run (not a matrix run) of every prompt that has one (one query
+    whatever the count)."""
+    newest = (
+        sa.select(sa.func.max(SuiteRunRow.id))
+        .where(SuiteRunRow.model.is_(None))
+        .group_by(SuiteRunRow.prompt_id)
+    )
     with reg.db.snapshot() as s:
         rows = s.execute(
             sa.select(SuiteRunRow, PromptRow.name)

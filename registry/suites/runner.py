@@ -195,23 +195,9 @@ def run_suite(
             "(then `prompt-registry seed`) or in the admin",
             field="tests",
         )
-    started = utcnow()
-    with reg.db.transaction() as s:
-        prompt = lock_prompt(s, name)
-        row = SuiteRunRow(
-            prompt_id=prompt.id,
-            version=target.version,
-            label=label,
-            status="running",
-            total=len(cases),
-            concurrency=k,
-            cases_hash=cases_fingerprint(cases),
-            actor=actor,
-            started_at=started,
-        )
-        s.add(row)
-        s.flush()
-        suite = row_to_suite_run(row, name)
+    suite = open_suite_run(
+        reg, name, target.version, cases, label=label, actor=actor, concurrency=k
+    )
     if on_start is not None:
         on_start(suite)
     options: dict[str, Any] = {}
@@ -246,21 +232,63 @@ def run_suite(
             or ("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
             or type(exc).__name__
         )
-        _finish(reg, suite, results, status=ERROR, error=message, grader_cost=execution.grader_cost)
+        finish_suite_run(
+            reg, suite, results, status=ERROR, error=message, grader_cost=execution.grader_cost
+        )
         raise
-    return _finish(reg, suite, results, status=None, error=None, grader_cost=execution.grader_cost)
+    return finish_suite_run(
+        reg, suite, results, status=None, error=None, grader_cost=execution.grader_cost
+    )
 
 
-def _finish(
+def open_suite_run(
+    reg: RegistryService,
+    name: str,
+    version: int,
+    cases: list[Case],
+    *,
+    label: str | None,
+    actor: str,
+    concurrency: int,
+    model: str | None = None,
+) -> SuiteRun:
+    """Store a new suite run of ``name`` v``version`` over ``cases`` (status ``running``).
+
+    ``model`` marks a run with another model than the version's (a model matrix): such a run
+    is kept for comparison and never counts for the promotion gate.
+    """
+    with reg.db.transaction() as s:
+        prompt = lock_prompt(s, name)
+        row = SuiteRunRow(
+            prompt_id=prompt.id,
+            version=version,
+            label=label,
+            status="running",
+            total=len(cases),
+            concurrency=concurrency,
+            cases_hash=cases_fingerprint(cases),
+            actor=actor,
+            started_at=utcnow(),
+            model=model,
+        )
+        s.add(row)
+        s.flush()
+        return row_to_suite_run(row, name)
+
+
+def finish_suite_run(
     reg: RegistryService,
     suite: SuiteRun,
     results: list[CaseResult],
     *,
     status: str | None,
     error: str | None,
-    grader_cost: float,
+    grader_cost: float = 0.0,
 ) -> SuiteRun:
-    """Write the counts and final status of a suite run; returns it with its results."""
+    """Write the counts and final status of a suite run; returns it with its results.
+
+    ``status`` None means passed when every case passed, else failed.
+    """
     results.sort(key=lambda r: (r.position, r.case))
     passed = sum(r.passed for r in results)
     errored = sum(r.status == ERROR for r in results)
@@ -284,6 +312,8 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "ProgressCallback",
     "default_concurrency",
+    "finish_suite_run",
+    "open_suite_run",
     "resolve_version",
     "run_suite",
 ]

@@ -1,9 +1,11 @@
 """Message Batches in the fake Anthropic server: create, retrieve, list, cancel, delete, results.
 
 ``POST /v1/messages/batches`` takes ``{"requests": [{"custom_id", "params"}, ...]}``; each
-item's answer is decided at creation (the ``batch_items`` queue, else the server's responder,
-default or echo; :meth:`Reply.expired` and :meth:`Reply.canceled` script those outcomes, an
-error reply an ``errored`` one). The batch then reports ``in_progress`` for ``polls``
+item takes its scripted reply at creation (the ``batch_items`` queue, in submission order; else
+the server's responder, default or echo when it is processed; :meth:`Reply.expired` and
+:meth:`Reply.canceled` script those outcomes, an error reply an ``errored`` one), and is
+answered as processing reaches it (a create returns at once, as the API's does). The batch
+then reports ``in_progress`` for ``polls``
 retrieves, its ``request_counts`` moving from ``processing`` to the outcomes as it goes, and
 ``ended`` from the next one on, with a ``results_url``. A cancel makes the next retrieve end
 it, the items not processed yet ``canceled``. Results are JSONL lines in ``order``:
@@ -24,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from .prompt_cache import CacheRequestError
+from .replies import Reply
 
 #: the collection path; a batch is ``BATCHES_PATH/<id>``
 BATCHES_PATH = "/v1/messages/batches"
@@ -36,8 +39,11 @@ ResultOrder = Literal["shuffled", "submitted", "reversed"]
 RESULT_ORDERS: tuple[ResultOrder, ...] = ("shuffled", "submitted", "reversed")
 OUTCOMES = ("succeeded", "errored", "canceled", "expired")
 
-#: computes one item's ``result`` object from its params (may raise CacheRequestError)
-ItemAnswer = Callable[[dict[str, Any]], dict[str, Any]]
+#: takes one item's scripted reply at creation (None: decide when it is processed)
+ItemClaim = Callable[[], Reply | None]
+#: computes one item's ``result`` object from its params and scripted reply (may raise
+#: CacheRequestError)
+ItemAnswer = Callable[[dict[str, Any], Reply | None], dict[str, Any]]
 
 
 class BatchRequestError(ValueError):
@@ -63,7 +69,8 @@ class FakeBatch:
     id: str
     custom_ids: list[str]
     params: list[dict[str, Any]]
-    results: list[dict[str, Any]]
+    replies: list[Reply | None]
+    answer: ItemAnswer = field(repr=False)
     polls: int
     order: ResultOrder = "shuffled"
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -72,6 +79,26 @@ class FakeBatch:
     cancel_initiated_at: datetime | None = None
     ended_at: datetime | None = None
     archived_at: datetime | None = None
+    results: list[dict[str, Any] | None] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.results:
+            self.results = [None] * len(self.custom_ids)
+
+    def outcome(self, index: int) -> dict[str, Any]:
+        """The ``result`` object of item ``index`` (answered now if it was not yet)."""
+        found = self.results[index]
+        if found is None:
+            try:
+                found = self.answer(self.params[index], self.replies[index])
+            except CacheRequestError as exc:
+                found = errored_result("invalid_request_error", str(exc))
+            self.results[index] = found
+        return found
+
+    def _answer(self, upto: int) -> list[dict[str, Any]]:
+        """The results of the first ``upto`` items, answering those not answered yet."""
+        return [self.outcome(i) for i in range(upto)]
 
     @property
     def expires_at(self) -> datetime:
@@ -112,8 +139,11 @@ class FakeBatch:
         if self.ended:
             return
         if self.processed_at_cancel is not None:
+            self._answer(self.processed_at_cancel)
             for i in range(self.processed_at_cancel, len(self.results)):
                 self.results[i] = {"type": "canceled"}
+        else:
+            self._answer(len(self.results))
         self.ended_at = datetime.now(UTC)
 
     def cancel(self) -> None:
@@ -127,7 +157,7 @@ class FakeBatch:
         """``processing`` and the outcome counts, as the API reports them."""
         counts = dict.fromkeys(OUTCOMES, 0)
         done = self.processed()
-        for result in self.results[:done]:
+        for result in self._answer(done):
             counts[result["type"]] += 1
         counts["processing"] = len(self.custom_ids) - done
         return {key: counts[key] for key in ("processing", *OUTCOMES)}
@@ -160,7 +190,7 @@ class FakeBatch:
         """The results file: one JSON object a line (``custom_id`` and ``result``)."""
         lines = [
             json.dumps(
-                {"custom_id": self.custom_ids[i], "result": self.results[i]},
+                {"custom_id": self.custom_ids[i], "result": self.outcome(i)},
                 separators=(",", ":"),
                 ensure_ascii=False,
             )
@@ -215,24 +245,21 @@ class BatchStore:
     def create(
         self,
         body: Mapping[str, Any] | None,
+        claim: ItemClaim,
         answer: ItemAnswer,
         *,
         polls: int,
         order: ResultOrder,
     ) -> FakeBatch:
-        """A new batch from a create body; each item answered by ``answer(params)`` now."""
+        """A new batch from a create body: each item claims its scripted reply now and is
+        answered by ``answer(params, reply)`` when processing reaches it."""
         ids, params = parse_create(body)
-        results: list[dict[str, Any]] = []
-        for p in params:
-            try:
-                results.append(answer(p))
-            except CacheRequestError as exc:
-                results.append(errored_result("invalid_request_error", str(exc)))
         batch = FakeBatch(
             id=f"msgbatch_fake_{uuid.uuid4().hex[:24]}",
             custom_ids=ids,
             params=params,
-            results=results,
+            replies=[claim() for _ in params],
+            answer=answer,
             polls=max(0, polls),
             order=order,
         )
@@ -311,6 +338,7 @@ def handle(
     body: Mapping[str, Any] | None,
     *,
     base_url: str,
+    claim: ItemClaim,
     answer: ItemAnswer,
     polls: int,
     order: ResultOrder,
@@ -321,7 +349,7 @@ def handle(
     if not parts:
         if method == "POST":
             try:
-                created = store.create(body, answer, polls=polls, order=order)
+                created = store.create(body, claim, answer, polls=polls, order=order)
             except BatchRequestError as exc:
                 return Answer.error(400, "invalid_request_error", str(exc))
             with store.lock():
@@ -378,6 +406,7 @@ __all__ = [
     "BatchStore",
     "FakeBatch",
     "ItemAnswer",
+    "ItemClaim",
     "ResultOrder",
     "errored_result",
     "handle",

@@ -400,6 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
             query,
             body,
             base_url=f"http://{host}",
+            claim=fake._claim_batch_item,
             answer=fake._batch_item_result,
             polls=fake.batch_polls,
             order=fake.batch_result_order,
@@ -967,9 +968,16 @@ class FakeAnthropic:
         with self._lock:
             return self._batches_queue.popleft() if self._batches_queue else None
 
-    def _batch_item_result(self, params: dict[str, Any]) -> dict[str, Any]:
-        """The ``result`` of one batch item (decided when the batch is created)."""
-        reply = self._next_reply(params, self._batch_item_queue)
+    def _claim_batch_item(self) -> Reply | None:
+        """The scripted reply of a batch item being created (None: none is queued)."""
+        with self._lock:
+            return self._batch_item_queue.popleft() if self._batch_item_queue else None
+
+    def _batch_item_result(self, params: dict[str, Any], reply: Reply | None) -> dict[str, Any]:
+        """The ``result`` of one batch item: its scripted reply, else the responder, the
+        default or an echo."""
+        if reply is None:
+            reply = self._next_reply(params, deque())
         if reply.kind == "text":
             usage = input_usage(reply, params, self.prompt_cache)
             return {"type": "succeeded", "message": message_payload(reply, params, usage)}

@@ -86,7 +86,12 @@ def _threads(app: Flask) -> list[threading.Thread]:
 
 
 def start_suite_run(
-    app: Flask, name: str, *, version: int, concurrency: int, actor: str
+    app: Flask,
+    name: str,
+    *,
+    version: int,
+    concurrency: int,
+    actor: str,
 ) -> SuiteRun:
     """Start a suite run on a background thread; returns it once it is stored (``running``).
 
@@ -182,7 +187,8 @@ class SuitesView(ProtectedView):
             cases = list_cases(reg, name)
         except NotFound:
             abort(404)
-        latest = get_suite_run(reg, history[0].id) if history else None
+        as_saved = [r for r in history if r.model is None]  # matrix runs never gate
+        latest = get_suite_run(reg, as_saved[0].id) if as_saved else None
         label = request.args.get("label", "production")
         gate = promotion_status(reg, name, version, label)
         return self.render(
